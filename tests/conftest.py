@@ -1,0 +1,21 @@
+"""Shared test fixtures. Tests run offline: the hub is unreachable on CI, and must not be needed."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+LONGBENCH_DIR = Path(os.environ.get("LAZYBENCH_LONGBENCH_DIR", REPO_ROOT.parent / "shared" / "longbench"))
+
+
+@pytest.fixture(scope="session")
+def longbench_dir() -> Path:
+    if not (LONGBENCH_DIR / "hotpotqa.jsonl").exists():
+        raise RuntimeError(f"LongBench rows not found at {LONGBENCH_DIR}; set LAZYBENCH_LONGBENCH_DIR")
+    return LONGBENCH_DIR
