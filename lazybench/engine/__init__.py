@@ -1,0 +1,27 @@
+"""The LazyLLM engine: progressive, dynamic token pruning over a transformers model's own layers."""
+
+from lazybench.engine.adapter import ModelParts, UnsupportedModelError
+from lazybench.engine.engine import EngineInvariantError, LazyEngine
+from lazybench.engine.generate import GenerationResult, generate
+from lazybench.engine.policy import LazyLLMPolicy, Selection, StaticPruningPolicy, TokenPolicy, top_k_mask
+from lazybench.engine.schedule import LayerPlan, Schedule, ScheduleError
+from lazybench.engine.state import StageTrace, TokenState
+
+__all__ = [
+    "EngineInvariantError",
+    "GenerationResult",
+    "LayerPlan",
+    "LazyEngine",
+    "LazyLLMPolicy",
+    "ModelParts",
+    "Schedule",
+    "ScheduleError",
+    "Selection",
+    "StageTrace",
+    "StaticPruningPolicy",
+    "TokenPolicy",
+    "TokenState",
+    "UnsupportedModelError",
+    "generate",
+    "top_k_mask",
+]

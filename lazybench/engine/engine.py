@@ -1,0 +1,196 @@
+"""The LazyLLM engine: one forward step over the model's own layers with progressive pruning.
+
+A step (the prefill, or one decode step) starts from the whole context. Layers run in stages; at
+each stage boundary the policy keeps a subset of the previous stage's tokens, chosen from the last
+token's attention in the layer just before the boundary. Within a stage the rows that are actually
+computed are the kept tokens that have no KV at that layer yet: in prefill that is every kept token,
+in decoding the new token plus any token revived from the Aux Cache. Tokens that already have KV
+are attended to from the cache without any computation. Hence each token is computed at most once
+per layer over a whole generation, and full prefill is the worst case.
+
+All bookkeeping (selection, pruning into the Aux Cache, revival, masks, rotary embeddings, the cache
+read plan) happens once per stage; the per-layer loop only calls the decoder layers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from lazybench.engine.adapter import ModelParts
+from lazybench.engine.attention import SCORES_KWARG, scoring_attention
+from lazybench.engine.policy import LazyLLMPolicy, Selection, TokenPolicy
+from lazybench.engine.state import StageTrace, TokenState
+
+
+class EngineInvariantError(RuntimeError):
+    """A LazyLLM invariant was violated (a bug, never a user error)."""
+
+
+@dataclass
+class StepCost:
+    """Work done by one step, for the paper's accounting and FLOP-ideal speedups."""
+
+    rows_per_layer: list[int]
+    flops: float
+
+
+class LazyEngine:
+    def __init__(self, model: torch.nn.Module, policy: TokenPolicy | None = None) -> None:
+        self.model = model
+        self.parts = ModelParts.from_model(model)
+        self.policy = policy if policy is not None else LazyLLMPolicy()
+        self.plan = self.policy.schedule.resolve(self.parts.num_layers)
+        self._windows_by_stage = [
+            sorted({w for w in self.parts.sliding_windows[s:e]}, key=lambda w: (w is not None, w or 0))
+            for s, e, _ in self.plan.stage_layers()
+        ]
+
+    def attention_hook(self):
+        """Context manager routing attention through the scoring wrapper (see attention.py)."""
+        return scoring_attention(self.model, self.parts.attn_impl)
+
+    def new_state(self, capacity: int, trace: bool = False) -> TokenState:
+        return TokenState(
+            num_layers=self.parts.num_layers,
+            capacity=capacity,
+            hidden_size=self.parts.hidden_size,
+            boundary_layers=self.plan.starts[1:],
+            device=self.parts.device,
+            dtype=self.parts.dtype,
+            trace=[] if trace else None,
+        )
+
+    # ------------------------------------------------------------------------------------------
+    def _masks(
+        self, stage: int, q_pos: torch.Tensor, k_pos: torch.Tensor, self_attending: bool
+    ) -> dict[int | None, torch.Tensor | None]:
+        """Attention masks by sliding window, built from positions (never from row order).
+
+        None where SDPA's own causal flag (or no mask, for a single newest query) is exact: an
+        explicit mask halves CPU attention speed (see shared/notes/transformers5_notes.md).
+        """
+        eager = self.parts.attn_impl == "eager"
+        masks: dict[int | None, torch.Tensor | None] = {}
+        single_newest = q_pos.numel() == 1
+        for window in self._windows_by_stage[stage]:
+            span = int(q_pos[-1] - k_pos[0])
+            needs_window = window is not None and span >= window
+            if not eager and not needs_window and (self_attending or single_newest):
+                masks[window] = None
+                continue
+            allowed = k_pos[None, :] <= q_pos[:, None]
+            if needs_window:
+                allowed &= k_pos[None, :] > q_pos[:, None] - window
+            allowed = allowed[None, None]
+            if eager:
+                allowed = torch.zeros(allowed.shape, dtype=self.parts.dtype, device=allowed.device).masked_fill(
+                    ~allowed, torch.finfo(self.parts.dtype).min
+                )
+            masks[window] = allowed
+        return masks
+
+    def _layer_cost(self, n_rows: int, n_pairs: float) -> float:
+        p = self.parts
+        return 2.0 * n_rows * p.params_per_layer + 4.0 * n_pairs * p.num_heads * p.head_dim
+
+    def full_prefill_flops(self, n_tokens: int) -> float:
+        return self.parts.num_layers * self._layer_cost(n_tokens, n_tokens * (n_tokens + 1) / 2)
+
+    # ------------------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def step(self, state: TokenState, token_ids: torch.Tensor) -> tuple[torch.Tensor, StepCost]:
+        """Append `token_ids` to the context, run one step, return the next-token logits (fp32)."""
+        parts, plan, policy = self.parts, self.plan, self.policy
+        device = parts.device
+        n_new = token_ids.numel()
+        first_new = state.length
+        context_len = first_new + n_new
+        if context_len > state.capacity:
+            raise ValueError(f"context of {context_len} tokens exceeds the state's capacity {state.capacity}")
+        state.length = context_len
+        step_idx = state.steps
+        state.steps += 1
+
+        hidden = parts.embed(token_ids.view(1, -1).to(device))
+        batch = torch.arange(first_new, context_len, device=device)
+        active = policy.initial_active(step_idx, context_len, device)
+        prefix = active is None
+        if prefix:
+            active = torch.arange(context_len, device=device)
+        if batch.numel() == active.numel():
+            batch = active  # prefill: the rows being computed are exactly the candidates
+        sink: dict[int, torch.Tensor] = {}
+        rows_per_layer = [0] * parts.num_layers
+        flops = 0.0
+        empty = batch[:0]
+
+        for s, (start, end, keep) in enumerate(plan.stage_layers()):
+            revived = pruned = empty
+            if s > 0:
+                scores = sink.pop(start - 1, None)
+                if scores is not None and scores.numel() != active.numel():
+                    raise EngineInvariantError(f"{scores.numel()} scores for {active.numel()} candidates")
+                keep_mask = policy.select(
+                    Selection(step_idx, s, start, keep, context_len, active, scores, state.has_kv)
+                )
+                if keep_mask is not None:
+                    rows = keep_mask if batch is active else torch.isin(batch, active[keep_mask])
+                    active = active[keep_mask]
+                    prefix = False
+                    if not bool(rows.all()):
+                        pruned = batch[~rows]
+                        state.aux[start].index_copy_(0, pruned, hidden[0, ~rows])
+                        state.has_aux[start][pruned] = True
+                        hidden = hidden[:, rows]
+                    batch = active if rows is keep_mask else batch[rows]
+                missing = active[~state.has_kv[start, active]]
+                if missing.numel() > batch.numel():
+                    revived = missing[~torch.isin(missing, batch)]
+                    if not bool(state.has_aux[start][revived].all()):
+                        raise EngineInvariantError(f"token without KV or Aux Cache entry at layer {start}")
+                    aux = state.aux[start]
+                    aux.index_copy_(0, batch, hidden[0])  # merge in position order via the buffer
+                    hidden = aux.index_select(0, missing)[None]
+                    state.has_aux[start][revived] = False
+                    batch = missing
+
+            self_attending = batch.numel() == active.numel()
+            read = "self" if self_attending else ("prefix" if prefix else "index")
+            contiguous = int(batch[-1] - batch[0]) + 1 == batch.numel()
+            state.plan_stage(batch, contiguous, read, active)
+            masks = self._masks(s, batch, active, self_attending)
+            pos_emb = parts.position_embeddings(hidden, batch)
+            position_ids = batch[None]
+            wants_scores = s + 1 < plan.num_stages and policy.needs_scores(step_idx, s + 1)
+            calls = [
+                (
+                    parts.layers[layer],
+                    masks[parts.sliding_windows[layer]],
+                    pos_emb[parts.layer_types[layer]],
+                    {SCORES_KWARG: sink} if wants_scores and layer == end - 1 else {},
+                )
+                for layer in range(start, end)
+            ]
+            for layer, mask, emb, extra in calls:
+                hidden = layer(
+                    hidden, attention_mask=mask, position_ids=position_ids, cache=state,
+                    position_embeddings=emb, **extra,
+                )  # fmt: skip
+            state.has_kv[start:end, batch] = True
+            state.compute_count[start:end, batch] += 1
+
+            n_rows = batch.numel()
+            pairs = n_rows * (n_rows + 1) / 2 if self_attending else n_rows * active.numel()
+            flops += (end - start) * self._layer_cost(n_rows, pairs)
+            for layer in range(start, end):
+                rows_per_layer[layer] = n_rows
+            if state.trace is not None:
+                state.trace.append(
+                    StageTrace(step_idx, s, start, end, active.tolist(), batch.tolist(),
+                               revived.tolist(), pruned.tolist())
+                )  # fmt: skip
+
+        logits = parts.logits(hidden[:, -1:])[0, 0]
+        return logits, StepCost(rows_per_layer=rows_per_layer, flops=flops)
