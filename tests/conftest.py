@@ -19,3 +19,11 @@ def longbench_dir() -> Path:
     if not (LONGBENCH_DIR / "hotpotqa.jsonl").exists():
         raise RuntimeError(f"LongBench rows not found at {LONGBENCH_DIR}; set LAZYBENCH_LONGBENCH_DIR")
     return LONGBENCH_DIR
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """The real offline model (SmolLM2-135M-Instruct), converted once into the lazybench cache."""
+    from lazybench.models import load_model
+
+    return load_model("smollm2-135m")

@@ -85,9 +85,9 @@ class LazyEngine:
                 allowed &= k_pos[None, :] > q_pos[:, None] - window
             allowed = allowed[None, None]
             if eager:
-                allowed = torch.zeros(allowed.shape, dtype=self.parts.dtype, device=allowed.device).masked_fill(
-                    ~allowed, torch.finfo(self.parts.dtype).min
-                )
+                allowed = torch.zeros(
+                    allowed.shape, dtype=self.parts.dtype, device=allowed.device
+                ).masked_fill(~allowed, torch.finfo(self.parts.dtype).min)
             masks[window] = allowed
         return masks
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
@@ -30,6 +30,8 @@ class GenerationResult:
     prefill_flops: float
     full_prefill_flops: float
     total_flops: float
+    original_prompt_tokens: int | None = None  # before a method rewrote the prompt (token drop, compression)
+    prompt_rewrite_s: float = 0.0  # time spent rewriting the prompt, already included in ttft_s and total_s
     first_logits: torch.Tensor | None = field(default=None, repr=False)
     step_logits: list[torch.Tensor] | None = field(default=None, repr=False)
     trace: list | None = field(default=None, repr=False)
@@ -46,7 +48,11 @@ class GenerationResult:
     def pct_prompt_computed(self) -> float:
         """The paper's Table 2 measure: prompt-token computations over all steps and layers, % of full prefill."""
         layers = len(self.computed_per_layer)
-        return 100.0 * sum(self.computed_per_layer) / (layers * self.prompt_tokens)
+        return (
+            100.0
+            * sum(self.computed_per_layer)
+            / (layers * (self.original_prompt_tokens or self.prompt_tokens))
+        )
 
     @property
     def prefill_flop_fraction(self) -> float:
@@ -55,7 +61,19 @@ class GenerationResult:
     @property
     def pruned(self) -> bool:
         """Whether any prompt token was skipped at any layer during prefill: the run really pruned."""
-        return min(self.prefill_rows_per_layer) < self.prompt_tokens
+        return min(self.prefill_rows_per_layer) < (self.original_prompt_tokens or self.prompt_tokens)
+
+    def with_prompt_rewrite(self, original_tokens: int, seconds: float, full_prefill_flops: float):
+        """Account for a method that shortened the prompt before the model: its time counts in TTFT
+        (as the paper counts Selective Context's compressor) and ratios refer to the original prompt."""
+        return replace(
+            self,
+            original_prompt_tokens=original_tokens,
+            prompt_rewrite_s=seconds,
+            ttft_s=self.ttft_s + seconds,
+            total_s=self.total_s + seconds,
+            full_prefill_flops=full_prefill_flops,
+        )
 
     def summary(self) -> dict:
         """JSON-ready numbers (tensors and traces left out)."""

@@ -65,7 +65,9 @@ class TokenState:
         self.keys = [None] * self.num_layers
         self.values = [None] * self.num_layers
         self.has_kv = torch.zeros(self.num_layers, self.capacity, dtype=torch.bool, device=self.device)
-        self.compute_count = torch.zeros(self.num_layers, self.capacity, dtype=torch.int32, device=self.device)
+        self.compute_count = torch.zeros(
+            self.num_layers, self.capacity, dtype=torch.int32, device=self.device
+        )
         self.aux = {
             b: torch.empty(self.capacity, self.hidden_size, dtype=self.dtype, device=self.device)
             for b in self.boundary_layers
@@ -75,7 +77,9 @@ class TokenState:
         }
 
     # --- the plan for one stage -------------------------------------------------------------
-    def plan_stage(self, write: torch.Tensor, write_contiguous: bool, read: str, active: torch.Tensor) -> None:
+    def plan_stage(
+        self, write: torch.Tensor, write_contiguous: bool, read: str, active: torch.Tensor
+    ) -> None:
         """Where update() stores the new KV, and which cached rows it hands to attention.
 
         read: "self" (attend only to the rows being computed, as in prefill), "prefix" (all of

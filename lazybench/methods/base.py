@@ -1,0 +1,154 @@
+"""One interface for every method: full prefill, LazyLLM and the rivals.
+
+A method is a small class (kvpress style) that may rewrite the prompt before the model sees it
+(token drop, prompt compression) and supplies the token policy the engine applies inside the model
+(LazyLLM, static pruning, KV selection). Everything runs through the same engine and the same
+generation loop, so every method is timed by the same clock and reports the same accounting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from lazybench.engine import GenerationResult, LazyEngine, LazyLLMPolicy, Schedule, TokenPolicy, generate
+
+
+class UnknownMethodError(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass
+class PreparedPrompt:
+    """The ids the model will see, and the wall time spent producing them (counted in TTFT)."""
+
+    ids: list[int]
+    seconds: float = 0.0
+
+
+@dataclass
+class GenerationRequest:
+    prompt_ids: list[int]
+    max_new_tokens: int
+    eos_token_ids: Sequence[int] = ()
+    min_new_tokens: int = 0
+    keep_logits: bool = False
+    trace: bool = False
+    seed: int = 0
+
+
+@dataclass
+class Method:
+    """Base class. Subclasses are dataclasses whose fields are the method's hyperparameters."""
+
+    name: ClassVar[str] = "method"
+    query_aware: ClassVar[bool] = False  # does selection look at the question (the last tokens)?
+    saves: ClassVar[str] = "nothing"  # "prefill", "decode", "both" or "nothing"
+    stochastic: ClassVar[bool] = False  # the runner repeats stochastic methods over seeds
+
+    def params(self) -> dict[str, Any]:
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+        return out
+
+    def label(self) -> str:
+        """Short, unique-within-a-run name, e.g. for plot legends: 'lazyllm[depth[0.3:0.7,...]]'."""
+        return self.name
+
+    def setup(self, model: torch.nn.Module, tokenizer) -> None:
+        """Called once per model before any generation (load a compressor, etc.)."""
+
+    def policy(self) -> TokenPolicy:
+        return TokenPolicy()
+
+    def prepare(self, request: GenerationRequest) -> PreparedPrompt:
+        return PreparedPrompt(ids=list(request.prompt_ids))
+
+    def engine(self, model: torch.nn.Module) -> LazyEngine:
+        return LazyEngine(model, self.policy())
+
+    def run(self, model: torch.nn.Module, request: GenerationRequest) -> GenerationResult:
+        t0 = time.perf_counter()
+        prepared = self.prepare(request)
+        prep_s = prepared.seconds or (time.perf_counter() - t0 if prepared.ids != request.prompt_ids else 0.0)
+        engine = self.engine(model)
+        result = generate(
+            engine,
+            prepared.ids,
+            max_new_tokens=request.max_new_tokens,
+            eos_token_ids=request.eos_token_ids,
+            min_new_tokens=request.min_new_tokens,
+            keep_logits=request.keep_logits,
+            trace=request.trace,
+        )
+        if len(prepared.ids) != len(request.prompt_ids) or prep_s > 0.0:
+            result = result.with_prompt_rewrite(
+                len(request.prompt_ids), prep_s, engine.full_prefill_flops(len(request.prompt_ids))
+            )
+        return result
+
+
+METHODS: dict[str, type[Method]] = {}
+
+
+def register_method(name: str) -> Callable[[type[Method]], type[Method]]:
+    def wrap(cls: type[Method]) -> type[Method]:
+        if name in METHODS:
+            raise ValueError(f"method {name!r} registered twice")
+        cls.name = name
+        METHODS[name] = cls
+        return cls
+
+    return wrap
+
+
+def list_methods() -> list[str]:
+    return sorted(METHODS)
+
+
+def build_method(name: str, **params: Any) -> Method:
+    """Instantiate a registered method from config values (a schedule may be given as a dict)."""
+    try:
+        cls = METHODS[name]
+    except KeyError:
+        raise UnknownMethodError(
+            f"unknown method {name!r}; known methods: {', '.join(list_methods())}"
+        ) from None
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(params) - set(fields)
+    if unknown:
+        raise ValueError(f"method {name!r} has no parameter(s) {sorted(unknown)}; it takes {sorted(fields)}")
+    if "schedule" in params and not isinstance(params["schedule"], Schedule):
+        params["schedule"] = Schedule.from_config(params["schedule"])
+    return cls(**params)
+
+
+@register_method("baseline")
+@dataclass
+class Baseline(Method):
+    """Full prefill and full-context decoding, through the same engine as every other method."""
+
+
+@register_method("lazyllm")
+@dataclass
+class LazyLLM(Method):
+    """LazyLLM (Fu et al. 2024, arXiv 2407.14057): progressive pruning re-selected at every step,
+    pruned tokens revived from the Aux Cache. Default schedule: the paper's figures (see Schedule)."""
+
+    query_aware: ClassVar[bool] = True
+    saves: ClassVar[str] = "both"
+    schedule: Schedule = dataclasses.field(default_factory=Schedule)
+
+    def label(self) -> str:
+        return f"lazyllm[{self.schedule.describe()}]"
+
+    def policy(self) -> TokenPolicy:
+        return LazyLLMPolicy(self.schedule)

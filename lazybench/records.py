@@ -1,0 +1,118 @@
+"""The run record: one JSON line per (example, method, repeat), the contract between runner and analysis.
+
+Records are flat and self-describing so a notebook can `pd.read_json(path, lines=True)` a run (or a
+whole sweep) without this package. Field meanings are part of the public interface (README,
+"Results layout"); add fields, never rename them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+RECORDS_FILE = "records.jsonl"
+
+
+@dataclass
+class RunRecord:
+    # identity
+    run_id: str
+    example_id: str
+    dataset: str
+    category: str
+    method: str  # registry name, e.g. "lazyllm"
+    method_label: str  # name plus the hyperparameters that distinguish it within a run
+    method_params: dict[str, Any]
+    repeat: int  # seed index for stochastic methods (random token drop), else 0
+    seed: int
+    model: str
+    # prompt
+    prompt_tokens: int  # tokens of the prompt given to the method (after truncation)
+    truncated: bool
+    # timing (seconds; TTFT = prefill + first token, including any prompt rewriting)
+    ttft_s: float
+    decode_s: float
+    total_s: float
+    decode_step_mean_s: float | None
+    new_tokens: int
+    stop_reason: str
+    # accounting
+    pct_prompt_computed: (
+        float  # paper Table 2: prompt-token computations over all steps/layers, % of full prefill
+    )
+    prefill_flop_fraction: float  # prefill FLOPs / full-prefill FLOPs (analytic model)
+    pruned: bool  # did this run skip any prompt token in prefill (guards against silently unapplied pruning)
+    computed_per_layer: list[int]
+    kv_tokens_per_layer: list[int]
+    # output and score
+    prediction: str
+    answers: list[str]
+    score: float  # the dataset's official metric, 0..1
+    # fidelity to the full model on the same prompt (None on baseline records)
+    first_token_match: bool | None = None
+    first_token_kl: float | None = None
+    rouge_l_vs_baseline: float | None = None
+    # environment
+    device: str = "cpu"
+    versions: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def key(self) -> tuple[str, str, int]:
+        """What identifies a finished unit of work for resuming."""
+        return (self.example_id, self.method_label, self.repeat)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+
+@dataclass
+class LoadedRecords:
+    records: list[dict[str, Any]]
+    dropped_partial_line: bool  # the last line was cut mid-write (a crash) and was ignored
+
+
+def read_records(path: Path) -> LoadedRecords:
+    """Read a records file written by the runner, tolerating only a half-written *last* line.
+
+    Any other malformed line means the file was edited or corrupted, which must not pass silently.
+    """
+    if not path.exists():
+        return LoadedRecords([], False)
+    lines = path.read_text(encoding="utf-8").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    records: list[dict[str, Any]] = []
+    dropped = False
+    for i, line in enumerate(lines, start=1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            if i == len(lines):
+                dropped = True
+                break
+            raise ValueError(f"{path}:{i}: malformed record line ({err})") from err
+    return LoadedRecords(records, dropped)
+
+
+def append_record(path: Path, record: RunRecord) -> None:
+    """Append one record and flush it to disk, so a kill loses at most the record in flight."""
+    import os
+
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(record.to_json() + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def truncate_partial_tail(path: Path) -> bool:
+    """Cut a half-written last line (no trailing newline) off the file; True if one was cut."""
+    if not path.exists():
+        return False
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return False
+    cut = data.rfind(b"\n") + 1
+    path.write_bytes(data[:cut])
+    return True
