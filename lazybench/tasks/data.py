@@ -170,7 +170,7 @@ def _hub_rows(dataset: str) -> tuple[str, Iterable[Mapping[str, Any]]]:
     for repo, kwargs in attempts:
         try:
             rows = datasets.load_dataset(repo, split="test", **kwargs)
-        except Exception as err:  # noqa: BLE001 - any failure means "try the next source"
+        except Exception as err:  # any failure (offline, script unsupported...) means: next source
             failures.append(f"{repo}: {type(err).__name__}: {err}")
             continue
         if "answer_prefix" in rows.column_names:
@@ -239,7 +239,5 @@ def load_examples(
         examples = read_jsonl(path, dataset)
     else:
         source, rows = _hub_rows(dataset)
-        examples = [
-            row_to_example(row, dataset, source, line=i + 1, index=i) for i, row in enumerate(rows)
-        ]
+        examples = [row_to_example(row, dataset, source, line=i + 1, index=i) for i, row in enumerate(rows)]
     return select_examples(examples, limit, seed)

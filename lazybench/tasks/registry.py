@@ -117,9 +117,12 @@ class LongBenchTask:
         """True for lazybench's synthetic probes, which have no hub/jsonl data."""
         return self.category == PROBE_CATEGORY
 
-    def fill(self, context: str, input: str) -> str:  # noqa: A002 - LongBench's field name
-        """Format the template exactly as ``pred.py`` does (``str.format`` on the raw row)."""
-        return self.template.format(context=context, input=input)
+    def fill(self, context: str, question: str) -> str:
+        """Format the template exactly as ``pred.py`` does (``str.format`` on the raw row).
+
+        ``question`` fills the ``{input}`` slot (LongBench's field name for it).
+        """
+        return self.template.format(context=context, input=question)
 
 
 def _load_config(filename: str) -> dict:
