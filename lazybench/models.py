@@ -109,10 +109,18 @@ def _offline_hint(name: str, err: Exception) -> ModelNotAvailableError:
 
 
 def load_tokenizer(name: str, trust_remote_code: bool = False):
+    """The tokenizer alone; for the built-in model it is read from the GGUF (~3 s) unless the
+    converted folder already exists, so tools that only count tokens never convert the weights."""
     from transformers import AutoTokenizer
 
+    if name == BUILTIN_SMOLLM2:
+        folder = cache_dir() / BUILTIN_SMOLLM2
+        if (folder / "tokenizer_config.json").exists():
+            return AutoTokenizer.from_pretrained(folder)
+        gguf = smollm2_gguf_path()
+        return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     try:
-        return AutoTokenizer.from_pretrained(_source(name), trust_remote_code=trust_remote_code)
+        return AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
     except OSError as err:
         if Path(name).exists():
             raise
