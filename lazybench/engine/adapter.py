@@ -41,6 +41,7 @@ class ModelParts:
     num_heads: int
     head_dim: int
     params_per_layer: int
+    cache_kwarg: str  # "cache" from transformers 5.2x on, "past_key_values" before
 
     @property
     def num_layers(self) -> int:
@@ -88,6 +89,8 @@ class ModelParts:
         takes_type = "layer_type" in inspect.signature(rotary.forward).parameters
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         params = sum(p.numel() for p in base.layers[0].parameters())
+        layer_params = inspect.signature(base.layers[0].forward).parameters
+        cache_kwarg = "cache" if "cache" in layer_params else "past_key_values"
         return cls(
             model=model,
             embed=model.get_input_embeddings(),
@@ -104,6 +107,7 @@ class ModelParts:
             num_heads=config.num_attention_heads,
             head_dim=head_dim,
             params_per_layer=params,
+            cache_kwarg=cache_kwarg,
         )
 
     def position_embeddings(self, hidden: torch.Tensor, positions: torch.Tensor) -> dict[str, tuple]:

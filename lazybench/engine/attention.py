@@ -50,7 +50,8 @@ def _make_wrapper(inner: str) -> Callable:
         fn = sdpa_attention_forward if inner == "sdpa" else _eager_for(module)
         out = fn(module, query, key, value, attention_mask, **kwargs)
         if sink is not None:
-            sink[module.layer_idx] = last_query_scores(
+            score = getattr(sink, "score", last_query_scores)  # a policy's own scorer (see LayerScores)
+            sink[module.layer_idx] = score(
                 module, query, key, kwargs.get("scaling") or module.scaling, kwargs.get("softcap")
             )
         return out

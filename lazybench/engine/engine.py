@@ -14,6 +14,7 @@ read plan) happens once per stage; the per-layer loop only calls the decoder lay
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -37,9 +38,23 @@ class StepCost:
 
 
 class LazyEngine:
-    def __init__(self, model: torch.nn.Module, policy: TokenPolicy | None = None) -> None:
+    def __init__(
+        self, model: torch.nn.Module, policy: TokenPolicy | None = None, num_layers: int | None = None
+    ) -> None:
+        """`num_layers` runs only the model's first layers (the logits then come from that depth):
+        GemFilter's filter pass, which needs the early layers' attention and nothing after them."""
         self.model = model
         self.parts = ModelParts.from_model(model)
+        if num_layers is not None:
+            p = self.parts
+            if not 1 <= num_layers <= p.num_layers:
+                raise ValueError(f"num_layers={num_layers} is outside 1..{p.num_layers}")
+            self.parts = dataclasses.replace(
+                p,
+                layers=p.layers[:num_layers],
+                layer_types=p.layer_types[:num_layers],
+                sliding_windows=p.sliding_windows[:num_layers],
+            )
         self.policy = policy if policy is not None else LazyLLMPolicy()
         self.plan = self.policy.schedule.resolve(self.parts.num_layers)
         self._windows_by_stage = [
@@ -98,6 +113,24 @@ class LazyEngine:
     def full_prefill_flops(self, n_tokens: int) -> float:
         return self.parts.num_layers * self._layer_cost(n_tokens, n_tokens * (n_tokens + 1) / 2)
 
+    def _stage_calls(
+        self, state, start, end, masks, pos_emb, score_layer, sink, layer_sink, head_rows
+    ) -> list:
+        """(layer, mask, rotary, kwargs) for each layer of a stage, so the layer loop only calls."""
+        parts = self.parts
+        calls = []
+        for layer in range(start, end):
+            kwargs = {parts.cache_kwarg: state}
+            if layer == score_layer:
+                kwargs[SCORES_KWARG] = sink
+            elif layer_sink is not None and layer in layer_sink.layers:
+                kwargs[SCORES_KWARG] = layer_sink
+            # a lone newest token reading its heads' own kept positions needs no mask
+            per_head = head_rows is not None and head_rows[layer] >= 0
+            mask = None if per_head else masks[parts.sliding_windows[layer]]
+            calls.append((parts.layers[layer], mask, pos_emb[parts.layer_types[layer]], kwargs))
+        return calls
+
     # ------------------------------------------------------------------------------------------
     @torch.inference_mode()
     def step(self, state: TokenState, token_ids: torch.Tensor) -> tuple[torch.Tensor, StepCost]:
@@ -122,6 +155,13 @@ class LazyEngine:
         if batch.numel() == active.numel():
             batch = active  # prefill: the rows being computed are exactly the candidates
         sink: dict[int, torch.Tensor] = {}
+        # KV-selection policies: scores at chosen layers of this step, and per-head reads in decoding
+        layer_sink = policy.layer_scores(step_idx, state, parts)
+        head_rows = state.head_rows if state.head_keep is not None else None
+        if head_rows is not None:
+            if n_new != 1:
+                raise EngineInvariantError(f"per-head KV selection reads one new token per step, got {n_new}")
+            state.append_head_keep(batch)
         rows_per_layer = [0] * parts.num_layers
         flops = 0.0
         empty = batch[:0]
@@ -164,26 +204,22 @@ class LazyEngine:
             pos_emb = parts.position_embeddings(hidden, batch)
             position_ids = batch[None]
             wants_scores = s + 1 < plan.num_stages and policy.needs_scores(step_idx, s + 1)
-            calls = [
-                (
-                    parts.layers[layer],
-                    masks[parts.sliding_windows[layer]],
-                    pos_emb[parts.layer_types[layer]],
-                    {SCORES_KWARG: sink} if wants_scores and layer == end - 1 else {},
-                )
-                for layer in range(start, end)
-            ]
+            score_layer = end - 1 if wants_scores else -1
+            calls = self._stage_calls(
+                state, start, end, masks, pos_emb, score_layer, sink, layer_sink, head_rows
+            )
             for layer, mask, emb, extra in calls:
                 hidden = layer(
-                    hidden, attention_mask=mask, position_ids=position_ids, cache=state,
-                    position_embeddings=emb, **extra,
+                    hidden, attention_mask=mask, position_ids=position_ids, position_embeddings=emb, **extra
                 )  # fmt: skip
             state.has_kv[start:end, batch] = True
             state.compute_count[start:end, batch] += 1
 
             n_rows = batch.numel()
             pairs = n_rows * (n_rows + 1) / 2 if self_attending else n_rows * active.numel()
-            flops += (end - start) * self._layer_cost(n_rows, pairs)
+            n_head = 0 if head_rows is None else sum(head_rows[layer] >= 0 for layer in range(start, end))
+            flops += (end - start - n_head) * self._layer_cost(n_rows, pairs)
+            flops += n_head * self._layer_cost(n_rows, n_rows * state.head_len)
             for layer in range(start, end):
                 rows_per_layer[layer] = n_rows
             if state.trace is not None:
@@ -193,4 +229,5 @@ class LazyEngine:
                 )  # fmt: skip
 
         logits = parts.logits(hidden[:, -1:])[0, 0]
+        policy.end_step(step_idx, state, parts, layer_sink)
         return logits, StepCost(rows_per_layer=rows_per_layer, flops=flops)

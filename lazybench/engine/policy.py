@@ -2,16 +2,28 @@
 
 The engine owns the mechanics (caches, revival, masks); a policy only answers "which of these
 tokens are kept", so LazyLLM, static pruning and the KV-selection rivals differ in a few lines.
+
+KV-selection policies (SnapKV, H2O, StreamingLLM) use two more hooks, both called once per step:
+`layer_scores` asks the attention wrapper for a score of their own at chosen layers (a
+`LayerScores` sink), and `end_step` turns those scores into the per-layer, per-head positions that
+decoding reads (`TokenState.set_head_keep`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
+from lazybench.engine.attention import last_query_scores
 from lazybench.engine.schedule import Schedule
+
+if TYPE_CHECKING:
+    from lazybench.engine.adapter import ModelParts
+    from lazybench.engine.state import TokenState
 
 
 @dataclass
@@ -51,6 +63,48 @@ class TokenPolicy:
     def select(self, sel: Selection) -> torch.Tensor | None:
         """A bool mask over `sel.candidates`, or None to keep them all."""
         return None
+
+    def layer_scores(self, step: int, state: TokenState, parts: ModelParts) -> LayerScores | None:
+        """Once per step, before the layers: a sink the attention wrapper fills at `sink.layers`."""
+        return None
+
+    def end_step(self, step: int, state: TokenState, parts: ModelParts, scores: LayerScores | None) -> None:
+        """Once per step, after the last layer (inside the step's timing): e.g. select the KV to keep."""
+
+
+class LayerScores(dict):
+    """{layer: score} filled by the attention wrapper at `layers`; subclasses define `score`.
+
+    `score(module, query, key, scaling, softcap)` sees the layer's rotated query [1, q_heads, n_q, d]
+    and the keys it attends to [1, kv_heads, n_k, d]; the default is LazyLLM's last-query head mean.
+    """
+
+    def __init__(self, layers: Iterable[int]) -> None:
+        super().__init__()
+        self.layers = frozenset(layers)
+
+    def score(self, module, query: torch.Tensor, key: torch.Tensor, scaling: float, softcap: float | None):
+        return last_query_scores(module, query, key, scaling, softcap)
+
+
+def grouped_logits(
+    query: torch.Tensor, key: torch.Tensor, scaling: float, softcap: float | None
+) -> torch.Tensor:
+    """Attention logits per KV head: [kv_heads, group, n_q, n_k] (fp32), query heads grouped with their
+    KV head as grouped-query attention pairs them (query head h reads KV head h // group)."""
+    _, n_heads, n_q, head_dim = query.shape
+    n_kv = key.shape[1]
+    q = query[0].reshape(n_kv, n_heads // n_kv, n_q, head_dim)
+    logits = torch.matmul(q, key[0][:, None].transpose(-1, -2)).float() * scaling
+    if softcap is not None:
+        logits = torch.tanh(logits / softcap) * softcap
+    return logits
+
+
+def full_attention_layers(parts: ModelParts) -> list[int]:
+    """Layers without a sliding window: the ones KV selection applies to. Sliding-window layers
+    already read a bounded window through the model's own mask, and keep doing so."""
+    return [layer for layer, window in enumerate(parts.sliding_windows) if window is None]
 
 
 def top_k_mask(scores: torch.Tensor, n_keep: int) -> torch.Tensor | None:

@@ -14,10 +14,15 @@ from layer 0.
 This object is also what the attention modules receive as `cache`: transformers calls
 `cache.update(key, value, layer_idx)` after RoPE and attends over what it returns. The engine sets
 the write/read plan once per stage (`plan_stage`), so `update` does no bookkeeping of its own.
+
+KV-selection methods (SnapKV, H2O, StreamingLLM) keep, per layer and per KV head, a subset of the
+cached positions for decoding (`head_keep`, set by their policy once per step). On those layers a
+decode step reads each head's own positions with one gather instead of the shared index_select.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -60,6 +65,11 @@ class TokenState:
     _read_self: bool = True
     _read_slice: slice | None = None
     _read_index: torch.Tensor | None = None
+    # per-head KV selection (decode steps only): rows of head_keep are the selecting layers, in order
+    head_keep: torch.Tensor | None = None  # [rows, kv_heads, capacity] positions; first head_len valid
+    head_len: int = 0
+    head_rows: list[int] | None = None  # layer -> row of head_keep, or -1 where the layer reads as usual
+    _read_heads: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         self.keys = [None] * self.num_layers
@@ -93,6 +103,37 @@ class TokenState:
         self._read_self = read == "self"
         self._read_slice = slice(0, self.length) if read == "prefix" else None
         self._read_index = active if read == "index" else None
+        self._read_heads = None
+        if self.head_keep is not None and read != "self":
+            head_dim = self.keys[self.head_rows.index(0)].shape[-1]
+            self._read_heads = self.head_keep[:, :, : self.head_len, None].expand(-1, -1, -1, head_dim)
+
+    # --- per-head KV selection (set by KV-selection policies, once per step) -------------------
+    def set_head_keep(self, layers: Sequence[int], positions: torch.Tensor) -> None:
+        """From the next step on, layer `layers[r]` head h attends only to `positions[r, h]` (plus the
+        new tokens, appended by the engine). Every head keeps the same number of positions."""
+        if positions.dim() != 3 or positions.shape[0] != len(layers):
+            raise ValueError(
+                f"positions must be [{len(layers)} layers, kv_heads, n], got {tuple(positions.shape)}"
+            )
+        rows, heads, n = positions.shape
+        if self.head_keep is None or self.head_keep.shape[:2] != (rows, heads):
+            self.head_keep = torch.empty(rows, heads, self.capacity, dtype=torch.long, device=self.device)
+        self.head_keep[:, :, :n] = positions
+        self.head_len = n
+        self.head_rows = [-1] * self.num_layers
+        for r, layer in enumerate(layers):
+            self.head_rows[layer] = r
+
+    def append_head_keep(self, positions: torch.Tensor) -> None:
+        """New tokens are visible to every head of every selecting layer."""
+        n = positions.numel()
+        self.head_keep[:, :, self.head_len : self.head_len + n] = positions
+        self.head_len += n
+
+    def head_positions(self) -> torch.Tensor:
+        """[rows, kv_heads, head_len] view of the kept positions."""
+        return self.head_keep[:, :, : self.head_len]
 
     # --- transformers' Cache protocol (the part attention modules call) -----------------------
     def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs):
@@ -108,6 +149,11 @@ class TokenState:
         else:
             kbuf.index_copy_(2, self._write_index, key)
             vbuf.index_copy_(2, self._write_index, value)
+        if self._read_heads is not None:
+            row = self.head_rows[layer_idx]
+            if row >= 0:
+                index = self._read_heads[row]
+                return kbuf[0].gather(1, index)[None], vbuf[0].gather(1, index)[None]
         if self._read_self:
             return key, value
         if self._read_slice is not None:
@@ -119,7 +165,11 @@ class TokenState:
 
     # --- accounting ---------------------------------------------------------------------------
     def kv_tokens_per_layer(self) -> list[int]:
-        return self.has_kv[:, : self.length].sum(dim=1).tolist()
+        """KV entries a next step could read, per layer (per KV head where heads select their own)."""
+        counts = self.has_kv[:, : self.length].sum(dim=1).tolist()
+        if self.head_keep is not None:
+            counts = [self.head_len if r >= 0 else c for c, r in zip(counts, self.head_rows)]
+        return counts
 
     def prompt_computations_per_layer(self, prompt_len: int) -> list[int]:
         return self.compute_count[:, :prompt_len].sum(dim=1).tolist()

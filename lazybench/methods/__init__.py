@@ -12,14 +12,26 @@ from lazybench.methods.base import (
     list_methods,
     register_method,
 )
+from lazybench.methods.gemfilter import GemFilter
+from lazybench.methods.kv_selection import H2O, SnapKV, StreamingLLM
+from lazybench.methods.selective_context import SelectiveContext
+from lazybench.methods.static import StaticPruning
+from lazybench.methods.token_drop import RandomDrop
 
 __all__ = [
+    "H2O",
     "METHODS",
     "Baseline",
+    "GemFilter",
     "GenerationRequest",
     "LazyLLM",
     "Method",
     "PreparedPrompt",
+    "RandomDrop",
+    "SelectiveContext",
+    "SnapKV",
+    "StaticPruning",
+    "StreamingLLM",
     "UnknownMethodError",
     "build_method",
     "list_methods",
