@@ -41,6 +41,8 @@ class GenerationRequest:
     keep_logits: bool = False
     trace: bool = False
     seed: int = 0
+    stop_strings: Sequence[str] = ()
+    tokenizer: Any = None  # needed with stop_strings
 
 
 @dataclass
@@ -88,6 +90,8 @@ class Method:
             min_new_tokens=request.min_new_tokens,
             keep_logits=request.keep_logits,
             trace=request.trace,
+            stop_strings=request.stop_strings,
+            tokenizer=request.tokenizer,
         )
         if len(prepared.ids) != len(request.prompt_ids) or prep_s > 0.0:
             result = result.with_prompt_rewrite(

@@ -134,6 +134,8 @@ class GemFilter(Method):
             min_new_tokens=request.min_new_tokens,
             keep_logits=request.keep_logits,
             trace=request.trace,
+            stop_strings=request.stop_strings,
+            tokenizer=request.tokenizer,
         )
         return combine_passes(first, second, n, filter_s, engine.full_prefill_flops(n))
 
