@@ -1,0 +1,63 @@
+"""Analysis of lazybench runs: load records, summarise per method, compare with the paper, plot.
+
+    from lazybench.analysis import load_runs, summarize, table1, to_markdown
+    records = load_runs("results/reference/demo")       # run dirs or sweep dirs, searched recursively
+    summary = summarize(records)                        # per run, method label, dataset/category/overall
+    print(to_markdown(table1(summary, paper="llama2")))  # paper Table 1 layout, the paper's numbers beside
+
+Command line: `lazybench-analyze RUN_DIR... [--out DIR] [--paper llama2|xgen]`. Plots live in
+`lazybench.analysis.plots` (imported on use, as it loads matplotlib).
+"""
+
+from lazybench.analysis.load import find_record_files, load_run_config, load_runs, repo_root, results_path
+from lazybench.analysis.paper import (
+    PAPER_CATEGORIES,
+    PAPER_METHODS,
+    PAPER_MODELS,
+    longbench_official_scores,
+    paper_method,
+    paper_table1,
+    paper_table2,
+)
+from lazybench.analysis.report import Report, build_report, runs_overview
+from lazybench.analysis.summary import (
+    baseline_labels,
+    category_scores,
+    dataset_scores,
+    pareto_frontier,
+    per_example,
+    select_level,
+    summarize,
+)
+from lazybench.analysis.tables import dataset_table, overall_table, table1, table2, to_markdown, write_table
+
+__all__ = [
+    "PAPER_CATEGORIES",
+    "PAPER_METHODS",
+    "PAPER_MODELS",
+    "Report",
+    "baseline_labels",
+    "build_report",
+    "category_scores",
+    "dataset_scores",
+    "dataset_table",
+    "find_record_files",
+    "load_run_config",
+    "load_runs",
+    "longbench_official_scores",
+    "overall_table",
+    "paper_method",
+    "paper_table1",
+    "paper_table2",
+    "pareto_frontier",
+    "per_example",
+    "repo_root",
+    "results_path",
+    "runs_overview",
+    "select_level",
+    "summarize",
+    "table1",
+    "table2",
+    "to_markdown",
+    "write_table",
+]
