@@ -1,0 +1,326 @@
+"""From a composed Hydra config to validated run pieces, without loading any model weights.
+
+Everything a user can get wrong (a method name or parameter, a schedule, a suite, the data folder,
+a run directory that holds a different run) is checked here and reported as `RunConfigError`, so
+that a typo costs seconds, not a model load or an hour of generation.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+#: Keys of a method node that configure the run, not the method class.
+RESERVED_METHOD_KEYS = ("name", "label", "repeats")
+BASELINE = "baseline"
+#: Model-config keys that may change between a run and its resumption (they do not change outputs).
+_MODEL_KEYS_FREE_ON_RESUME = frozenset({"id", "device"})
+
+
+class RunConfigError(ValueError):
+    """A configuration that cannot run; the message says what is wrong and how to fix it."""
+
+
+def conf_dir() -> Path:
+    """The Hydra config tree: `conf/` at the repository root (or `lazybench/conf` in a wheel)."""
+    here = Path(__file__).resolve().parents[1]
+    for candidate in (here.parent / "conf", here / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    raise RunConfigError(
+        f"lazybench's config tree was found neither at {here.parent / 'conf'} nor {here / 'conf'}"
+    )
+
+
+def to_plain(node: Any) -> Any:
+    """A config node as plain Python containers (resolved)."""
+    if isinstance(node, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(node, resolve=True)
+    return node
+
+
+def _json_normal(value: Any) -> Any:
+    """Tuples become lists etc., so params read back from JSON compare equal to fresh ones."""
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+# ---------------------------------------------------------------------------------------------
+# methods
+
+
+@dataclass
+class MethodEntry:
+    """One method of a run: the built method, its label and how many repeats per row."""
+
+    name: str
+    label: str
+    params: dict[str, Any]
+    method: Any  # lazybench.methods.Method
+    repeats: int
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.name == BASELINE
+
+
+def method_defaults(name: str) -> dict[str, Any]:
+    """The method's config-level defaults (conf/method/<name>.yaml), or just its name."""
+    path = conf_dir() / "method" / f"{name}.yaml"
+    if path.is_file():
+        return to_plain(OmegaConf.load(path))
+    return {"name": name}
+
+
+def _entry_dict(entry: Any, where: str) -> dict[str, Any]:
+    entry = to_plain(entry)
+    if isinstance(entry, str):
+        return method_defaults(entry)
+    if isinstance(entry, dict):
+        name = entry.get("name")
+        if not isinstance(name, str) or not name:
+            raise RunConfigError(f"{where}: a method given as a dict needs a `name`, got {entry}")
+        merged = OmegaConf.merge(method_defaults(name), entry)
+        return to_plain(merged)
+    raise RunConfigError(f"{where}: a method is a name or a dict with a `name`, got {entry!r}")
+
+
+def _build(entry: dict[str, Any], where: str, default_repeats: int) -> MethodEntry:
+    from lazybench.engine import ScheduleError
+    from lazybench.methods import UnknownMethodError, build_method
+
+    name = entry["name"]
+    params = {k: v for k, v in entry.items() if k not in RESERVED_METHOD_KEYS}
+    try:
+        method = build_method(name, **params)
+    except UnknownMethodError as err:
+        raise RunConfigError(f"{where}: {err}") from None
+    except ScheduleError as err:
+        raise RunConfigError(f"{where}: bad schedule for method {name!r}: {err}") from None
+    except (TypeError, ValueError) as err:
+        text = str(err)
+        raise RunConfigError(f"{where}: {text if name in text else f'method {name!r}: {text}'}") from None
+    label = entry.get("label") or method.label()
+    repeats = entry.get("repeats") or default_repeats
+    if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
+        raise RunConfigError(f"{where}: repeats must be a positive integer, got {repeats!r}")
+    return MethodEntry(
+        name=name,
+        label=str(label),
+        params=_json_normal(method.params()),
+        method=method,
+        repeats=repeats if method.stochastic else 1,
+    )
+
+
+def resolve_methods(cfg: DictConfig) -> tuple[list[MethodEntry], str | None]:
+    """The run's methods, baseline first, duplicates (same label and params) dropped.
+
+    Returns the entries and the label of the method under test (`cfg.method`, or the first
+    non-baseline method when `method` is the baseline or absent), which the progress bar and a
+    sweep objective follow.
+    """
+    repeats = cfg.get("repeats", 1)
+    if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
+        raise RunConfigError(f"repeats must be a positive integer, got {repeats!r}")
+    listed = to_plain(cfg.get("methods")) or []
+    if isinstance(listed, str):
+        listed = [listed]
+    if not isinstance(listed, list):
+        raise RunConfigError(f"`methods` must be a list of method names or dicts, got {listed!r}")
+    raw: list[tuple[str, Any]] = [("baseline (always run)", BASELINE)]
+    raw += [(f"methods[{i}]", item) for i, item in enumerate(listed)]
+    primary_raw = cfg.get("method")
+    if primary_raw is not None:
+        raw.append(("method", primary_raw))
+
+    entries: list[MethodEntry] = []
+    primary_label: str | None = None
+    for where, item in raw:
+        built = _build(_entry_dict(item, where), where, repeats)
+        same = next((e for e in entries if e.label == built.label), None)
+        if same is not None:
+            if same.name != built.name or same.params != built.params:
+                raise RunConfigError(
+                    f"{where}: label {built.label!r} is already used by another method configuration "
+                    f"({same.name} {same.params}); give one of them a distinct `label`"
+                )
+        else:
+            entries.append(built)
+        if where == "method" and not built.is_baseline:
+            primary_label = built.label
+    if primary_label is None:
+        primary_label = next((e.label for e in entries if not e.is_baseline), None)
+    return entries, primary_label
+
+
+def validate_schedules(entries: list[MethodEntry], num_layers: int) -> None:
+    """Resolve every schedule a method holds against the model's depth (it needs num_layers)."""
+    import dataclasses
+
+    from lazybench.engine import Schedule, ScheduleError
+
+    for entry in entries:
+        if not dataclasses.is_dataclass(entry.method):
+            continue
+        for f in dataclasses.fields(entry.method):
+            value = getattr(entry.method, f.name)
+            if isinstance(value, Schedule):
+                try:
+                    value.resolve(num_layers)
+                except ScheduleError as err:
+                    raise RunConfigError(f"method {entry.label!r}: bad {f.name}: {err}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# suite, data, model
+
+
+def resolve_suite(cfg: DictConfig):
+    from lazybench.tasks import Suite, UnknownTaskError
+
+    data = to_plain(cfg.get("suite"))
+    if not isinstance(data, dict):
+        raise RunConfigError(
+            f"`suite` must be a mapping (name, datasets, limit, seed, max_new_tokens_cap), got {data!r}"
+        )
+    try:
+        return Suite.from_dict(data)
+    except UnknownTaskError as err:
+        raise RunConfigError(f"suite {data.get('name')!r}: {err}") from None
+    except (TypeError, ValueError) as err:
+        raise RunConfigError(f"suite {data.get('name')!r}: {err}") from None
+
+
+def absolute(path: str | Path) -> Path:
+    """A path from the config, relative paths taken from the directory lazybench was started in."""
+    try:
+        from hydra.utils import to_absolute_path
+
+        return Path(to_absolute_path(str(path)))
+    except Exception:  # noqa: BLE001 - outside a Hydra app: relative to the current directory
+        return Path(path).absolute()
+
+
+def resolve_data_dir(cfg: DictConfig) -> Path | None:
+    """The LongBench folder, or None to use the hub (`data_dir: hub` or null)."""
+    value = cfg.get("data_dir")
+    if value in (None, "", "hub"):
+        return None
+    path = absolute(value)
+    if not path.is_dir():
+        raise RunConfigError(
+            f"LongBench data folder {path} does not exist (data_dir={value!r}). Point data_dir= or the "
+            "environment variable LAZYBENCH_LONGBENCH_DIR at a folder of LongBench <dataset>.jsonl files, "
+            "or set data_dir=hub to download THUDM/LongBench."
+        )
+    return path
+
+
+def model_spec(cfg: DictConfig):
+    from lazybench.models import ModelSpec
+
+    m = cfg.get("model")
+    if m is None or not m.get("name"):
+        raise RunConfigError("`model.name` is not set: pick a model config (model=<name>) or set model.name=")
+    return ModelSpec(
+        name=str(m.name),
+        dtype=str(m.get("dtype", "auto")),
+        device=str(m.get("device", "auto")),
+        attn_implementation=str(m.get("attn_implementation", "sdpa")),
+        trust_remote_code=bool(m.get("trust_remote_code", False)),
+        tokenizer=m.get("tokenizer"),
+        random_init=bool(m.get("random_init", False)),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# run directory
+
+
+def identity(cfg: DictConfig) -> dict[str, Any]:
+    """What must not change between a run and its resumption: it decides prompts and outputs."""
+    model = {k: v for k, v in (to_plain(cfg.model) or {}).items() if k not in _MODEL_KEYS_FREE_ON_RESUME}
+    return _json_normal({"model": model, "suite": to_plain(cfg.suite), "seed": cfg.get("seed", 0)})
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+#: Overrides that do not change what a sweep job computes (ignored when a job dir is resumed).
+_FREE_OVERRIDE_KEYS = frozenset(
+    {"resume", "progress", "print_table", "plot", "threads", "warmups", "output_dir", "data_dir", "objective"}
+)
+
+
+def _result_overrides(overrides: list[str]) -> list[str]:
+    out = []
+    for item in overrides:
+        key = item.split("=", 1)[0].lstrip("+~")
+        if key not in _FREE_OVERRIDE_KEYS and not key.startswith("debug."):
+            out.append(item)
+    return sorted(out)
+
+
+def check_resumable(
+    run_dir: Path,
+    cfg: DictConfig,
+    entries: list[MethodEntry],
+    records: list[dict],
+    sweep_job_overrides: list[str] | None = None,
+) -> None:
+    """Refuse to mix a run into a directory that holds a different one.
+
+    A single-run directory may gain methods (records are keyed by method label); a sweep job
+    directory (numbered by Hydra) must have been made by the same job overrides.
+    """
+    if records and not cfg.get("resume", True):
+        raise RunConfigError(
+            f"{run_dir} already holds {len(records)} records and resume=false: pick another name= "
+            "(or output_dir=), delete the directory, or set resume=true to continue it"
+        )
+    saved = run_dir / "config.yaml"
+    if saved.is_file() and records:
+        old = identity(OmegaConf.load(saved))
+        new = identity(cfg)
+        if old != new:
+            flat_old, flat_new = _flatten(old), _flatten(new)
+            diffs = [
+                f"{key}: {flat_old.get(key)!r} -> {flat_new.get(key)!r}"
+                for key in sorted(set(flat_old) | set(flat_new))
+                if flat_old.get(key) != flat_new.get(key)
+            ]
+            raise RunConfigError(
+                f"{run_dir} holds a run with a different model/suite/seed, which cannot be resumed with this "
+                f"config ({'; '.join(diffs)}). Use another name= (or output_dir=) for this config."
+            )
+    info = run_dir / "run.json"
+    if sweep_job_overrides is not None and records and info.is_file():
+        old_overrides = json.loads(info.read_text(encoding="utf-8")).get("overrides")
+        if old_overrides is not None and _result_overrides(old_overrides) != _result_overrides(
+            sweep_job_overrides
+        ):
+            raise RunConfigError(
+                f"sweep job directory {run_dir} holds a job made with overrides {old_overrides}, this job has "
+                f"{sweep_job_overrides}: the sweep's points changed. Use another name= (or output_dir=) for this sweep."
+            )
+    seen: dict[str, dict] = {}
+    for rec in records:
+        seen.setdefault(rec["method_label"], rec.get("method_params") or {})
+    for entry in entries:
+        old_params = seen.get(entry.label)
+        if old_params is not None and _json_normal(old_params) != entry.params:
+            raise RunConfigError(
+                f"{run_dir}: records of method {entry.label!r} were made with parameters {old_params}, "
+                f"this config gives {entry.params}; give the method a distinct `label` or use another name="
+            )

@@ -1,0 +1,85 @@
+"""Sweeps: the schedule_sweep preset, sweep directory naming, and a 2-job joblib multirun on CPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from lazybench.records import RECORDS_FILE, read_records
+from lazybench.runner import conf_dir
+from lazybench.runner.testing import make_tiny_model, tiny_overrides
+
+
+def test_schedule_sweep_preset_is_a_multirun_over_schedules():
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["experiment=schedule_sweep"], return_hydra_config=True)
+    assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
+    params = cfg.hydra.sweeper.params
+    assert set(params) == {"method.schedule.keep", "method.schedule.boundaries"}
+    assert cfg.method.name == "lazyllm" and cfg.name.startswith("schedule_sweep-")
+    assert cfg.hydra.sweep.dir == "runs/sweeps/schedule_sweep-smollm2-135m-smoke"
+
+
+def test_slurm_launcher_config_extends_the_submitit_plugin():
+    node = OmegaConf.load(conf_dir() / "hydra" / "launcher" / "slurm.yaml")
+    assert list(node.defaults) == ["submitit_slurm", "_self_"] and node.gpus_per_node == 1
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
+
+
+def test_joblib_multirun_two_schedules(tiny_model, longbench_dir, tmp_path):
+    out = tmp_path / "runs"
+    overrides = [o for o in tiny_overrides(tiny_model, longbench_dir, out) if not o.startswith("suite.")]
+    overrides += [
+        "suite.name=sweep",
+        "suite.datasets=[triviaqa]",
+        "suite.limit=1",
+        "suite.max_new_tokens_cap=2",
+    ]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lazybench.cli",
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "threads=1",
+        "method.schedule.keep=[0.7,0.4,0.1],[0.5,0.3,0.1]",
+        *overrides,
+    ]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=180, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sweep = out / "sweeps" / "tiny-sweep"
+    assert (sweep / "multirun.yaml").is_file()
+    files = sorted(sweep.rglob(RECORDS_FILE))
+    assert [f.relative_to(sweep).as_posix() for f in files] == ["0/records.jsonl", "1/records.jsonl"]
+    for f, keep in zip(files, ["0.3:0.7,0.6:0.4", "0.3:0.5,0.6:0.3"]):
+        labels = [r["method_label"] for r in read_records(f).records]
+        assert labels[0] == "baseline" and keep in labels[1] and len(labels) == 2
+        for name in ("config.yaml", "run.json", "summary.md", "summary_by_category.csv"):
+            assert (f.parent / name).is_file()
+
+
+def test_a_sweep_job_dir_is_resumed_only_by_the_same_job(tmp_path):
+    from lazybench.runner.config import RunConfigError, check_resumable
+
+    cfg = OmegaConf.create({"model": {"name": "m"}, "suite": {"name": "s"}, "seed": 0, "resume": True})
+    (tmp_path / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    job = ["method.schedule.keep=[0.7,0.4,0.1]", "suite.limit=1"]
+    (tmp_path / "run.json").write_text(json.dumps({"overrides": job}))
+    records = [{"method_label": "baseline", "method_params": {}}]
+    check_resumable(tmp_path, cfg, [], records, [*reversed(job), "progress=false", "threads=1"])  # same point
+    with pytest.raises(RunConfigError, match="the sweep's points changed"):
+        check_resumable(tmp_path, cfg, [], records, ["method.schedule.keep=[0.6,0.3,0.1]", "suite.limit=1"])
+    check_resumable(tmp_path, cfg, [], [], ["method.schedule.keep=[0.6,0.3,0.1]"])  # nothing recorded yet
