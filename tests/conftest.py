@@ -27,3 +27,29 @@ def smollm2():
     from lazybench.models import load_model
 
     return load_model("smollm2-135m")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A saved 4-layer random-init Llama with SmolLM2's tokenizer, for runner tests."""
+    from lazybench.runner.testing import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture
+def tiny(tiny_model, longbench_dir, tmp_path) -> list[str]:
+    """Overrides of a tiny run (seconds) writing under tmp_path/runs."""
+    from lazybench.runner.testing import tiny_overrides
+
+    return tiny_overrides(tiny_model, longbench_dir, tmp_path / "runs")
+
+
+@pytest.fixture
+def no_model_load(monkeypatch):
+    """Fail the test if anything tries to load model weights."""
+
+    def boom(*args, **kwargs):
+        raise AssertionError("model weights were loaded")
+
+    monkeypatch.setattr("lazybench.models.load_model", boom)

@@ -12,7 +12,7 @@ import pytest
 
 from lazybench import cli
 from lazybench.runner import RunConfigError
-from lazybench.runner.testing import make_tiny_model, tiny_overrides
+from lazybench.runner.testing import tiny_overrides
 
 
 def lazybench_cmd() -> list[str]:
@@ -28,11 +28,6 @@ def run_cli(*args, timeout=120):
         timeout=timeout,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
 
 
 def test_cli_runs_and_prints_the_category_table(tiny_model, longbench_dir, tmp_path):

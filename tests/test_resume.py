@@ -10,12 +10,10 @@ import subprocess
 import sys
 
 import pytest
-from hydra import compose, initialize_config_dir
 
 from lazybench.records import RECORDS_FILE, read_records
-from lazybench.runner import conf_dir
 from lazybench.runner import run as run_module
-from lazybench.runner.testing import make_tiny_model, tiny_overrides
+from lazybench.runner.testing import compose_cfg, tiny_overrides
 
 KILL_AFTER = 3  # row 1 baseline, row 1 lazyllm, row 2 baseline; killed before row 2's lazyllm
 COMPARED = [
@@ -28,16 +26,6 @@ COMPARED = [
     "first_token_match_pct",
     "rouge_l_vs_baseline",
 ]
-
-
-def compose_cfg(overrides):
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
 
 
 def _comparable(summary):

@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
 
@@ -16,36 +15,10 @@ from lazybench.runner import RunConfigError, conf_dir, resolve_methods
 from lazybench.runner import run as run_module
 from lazybench.runner.fidelity import fidelity, first_token_kl, rouge_l_vs_baseline
 from lazybench.runner.summary import summarize
-from lazybench.runner.testing import make_tiny_model, tiny_overrides
+from lazybench.runner.testing import compose_cfg
 from lazybench.tasks import SUITES, Suite
 
 LAZY = "lazyllm[depth[0.3:0.7,0.6:0.4,0.9:0.1]]"
-
-
-def compose_cfg(overrides=(), hydra_config=False):
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides), return_hydra_config=hydra_config)
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory):
-    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
-
-
-@pytest.fixture
-def tiny(tiny_model, longbench_dir, tmp_path):
-    """Overrides of a tiny run writing under tmp_path/runs."""
-    return tiny_overrides(tiny_model, longbench_dir, tmp_path / "runs")
-
-
-@pytest.fixture
-def no_model_load(monkeypatch):
-    """Fail the test if anything tries to load model weights."""
-
-    def boom(*args, **kwargs):
-        raise AssertionError("a model was loaded although the config is invalid")
-
-    monkeypatch.setattr("lazybench.models.load_model", boom)
 
 
 # --- a whole run -------------------------------------------------------------------------------

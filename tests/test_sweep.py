@@ -8,17 +8,15 @@ import subprocess
 import sys
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from lazybench.records import RECORDS_FILE, read_records
 from lazybench.runner import conf_dir
-from lazybench.runner.testing import make_tiny_model, tiny_overrides
+from lazybench.runner.testing import compose_cfg, tiny_overrides
 
 
 def test_schedule_sweep_preset_is_a_multirun_over_schedules():
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["experiment=schedule_sweep"], return_hydra_config=True)
+    cfg = compose_cfg(["experiment=schedule_sweep"], hydra_config=True)
     assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
     params = cfg.hydra.sweeper.params
     assert set(params) == {"method.schedule.keep", "method.schedule.boundaries"}
@@ -29,11 +27,6 @@ def test_schedule_sweep_preset_is_a_multirun_over_schedules():
 def test_slurm_launcher_config_extends_the_submitit_plugin():
     node = OmegaConf.load(conf_dir() / "hydra" / "launcher" / "slurm.yaml")
     assert list(node.defaults) == ["submitit_slurm", "_self_"] and node.gpus_per_node == 1
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
 
 
 def test_joblib_multirun_two_schedules(tiny_model, longbench_dir, tmp_path):

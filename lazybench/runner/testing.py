@@ -57,3 +57,13 @@ def tiny_overrides(model_dir: str | Path, data_dir: str | Path, output_dir: str 
         "progress=false",
         "plot=false",
     ]
+
+
+def compose_cfg(overrides=(), hydra_config: bool = False):
+    """The composed lazybench config for these overrides, as the `lazybench` command would see it."""
+    from hydra import compose, initialize_config_dir
+
+    from lazybench.runner.config import conf_dir
+
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides), return_hydra_config=hydra_config)
