@@ -43,6 +43,11 @@ def task(cfg: DictConfig):
     from lazybench.runner.run import run
 
     try:
+        if cfg.get("dry_run", False):
+            from lazybench.runner.dryrun import dry_run
+
+            print(dry_run(cfg))
+            return None
         outcome = run(cfg)
     except RunConfigError as err:
         print(f"lazybench: error: {err}", file=sys.stderr)

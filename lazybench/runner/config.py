@@ -324,3 +324,50 @@ def check_resumable(
                 f"{run_dir}: records of method {entry.label!r} were made with parameters {old_params}, "
                 f"this config gives {entry.params}; give the method a distinct `label` or use another name="
             )
+
+
+# ---------------------------------------------------------------------------------------------
+# derived schedules (OmegaConf has no arithmetic): ${lazybench.arithmetic:...}, ${lazybench.geometric:...}
+
+
+def _sequence(name: str, start: Any, factor: Any, n: Any, decimals: Any, geometric: bool) -> list[float]:
+    try:
+        start, factor, n, decimals = float(start), float(factor), int(n), int(decimals)
+    except (TypeError, ValueError):
+        raise RunConfigError(
+            f"${{lazybench.{name}:start,{'ratio' if geometric else 'step'},n[,decimals]}} needs numbers, "
+            f"got {start!r}, {factor!r}, {n!r}, {decimals!r}"
+        ) from None
+    if n < 1:
+        raise RunConfigError(f"${{lazybench.{name}:...}}: n must be >= 1, got {n}")
+    if geometric:
+        return [round(start * factor**i, decimals) for i in range(n)]
+    # Round start and step first, so consecutive values differ by exactly the rounded step.
+    start, factor = round(start, decimals), round(factor, decimals)
+    return [round(start + i * factor, decimals) for i in range(n)]
+
+
+def _arithmetic(start: Any, step: Any, n: Any, decimals: Any = 2) -> list[float]:
+    """`${lazybench.arithmetic:start,step,n}`: [start, start+step, ..., start+(n-1)step] (rounded).
+
+    E.g. schedule boundaries from a first depth and a spacing: strictly increasing when step > 0.
+    """
+    return _sequence("arithmetic", start, step, n, decimals, geometric=False)
+
+
+def _geometric(start: Any, ratio: Any, n: Any, decimals: Any = 3) -> list[float]:
+    """`${lazybench.geometric:start,ratio,n}`: [start, start*ratio, ..., start*ratio^(n-1)] (rounded).
+
+    E.g. kept fractions from a first keep and a decay in (0, 1]: non-increasing.
+    """
+    return _sequence("geometric", start, ratio, n, decimals, geometric=True)
+
+
+def register_resolvers() -> None:
+    """Register lazybench's OmegaConf resolvers (idempotent; done when this module is imported)."""
+    for name, fn in (("lazybench.arithmetic", _arithmetic), ("lazybench.geometric", _geometric)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)
+
+
+register_resolvers()

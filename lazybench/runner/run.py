@@ -50,7 +50,15 @@ PROBE_META = ("depth", "actual_depth", "target_tokens")  # probe placement, for 
 
 log = logging.getLogger("lazybench.runner")
 
-OBJECTIVES = ("score", "ttft_speedup", "generation_speedup", "pct_prompt_computed", "first_token_match_pct")
+#: quality = score + a fidelity tie-breaker (lazybench.runner.search.quality), for schedule searches.
+OBJECTIVES = (
+    "score",
+    "ttft_speedup",
+    "generation_speedup",
+    "pct_prompt_computed",
+    "first_token_match_pct",
+    "quality",
+)
 
 
 @dataclass
@@ -84,6 +92,7 @@ class RunPlan:
     data_dir: Path | None
     existing: list[dict]
     device: str
+    model_config: Any = None  # the (text) config read in prepare(); no weights
 
 
 @dataclass
@@ -299,6 +308,7 @@ def prepare(cfg: DictConfig, run_dir: str | Path | None = None) -> RunPlan:
         data_dir=data_dir,
         existing=existing,
         device=str(device),
+        model_config=text_config,
     )
 
 
@@ -470,7 +480,9 @@ def _objective(plan: RunPlan, summary) -> Any:
     names = [wanted] if isinstance(wanted, str) else list(wanted)
     cats = summary.by_category
     row = cats[(cats["category"] == "all") & (cats["method"] == plan.primary_label)]
-    values = tuple(float(row[n].iloc[0]) if not row.empty else float("nan") for n in names)
+    from lazybench.runner.search import objective_value
+
+    values = tuple(objective_value(row.iloc[0], n) if not row.empty else float("nan") for n in names)
     return values[0] if len(values) == 1 else values
 
 
