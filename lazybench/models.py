@@ -157,3 +157,15 @@ def load_model(spec: ModelSpec | str):
         raise _offline_hint(spec.name, err) from err
     model = model.to(device).eval()
     return model, tokenizer
+
+
+def eos_token_ids(*values) -> tuple[int, ...]:
+    """Every EOS id named by the given values (ints, lists of ints or None), sorted: tokenizer,
+    model config and generation config often disagree (chat models end turns with their own id)."""
+    ids: set[int] = set()
+    for value in values:
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, (list, tuple)):
+            ids.update(v for v in value if isinstance(v, int))
+    return tuple(sorted(ids))

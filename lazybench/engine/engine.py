@@ -113,6 +113,39 @@ class LazyEngine:
     def full_prefill_flops(self, n_tokens: int) -> float:
         return self.parts.num_layers * self._layer_cost(n_tokens, n_tokens * (n_tokens + 1) / 2)
 
+    def _boundary(self, state: TokenState, sel: Selection, batch, hidden, prefix: bool):
+        """Cross one stage boundary: keep the policy's choice of candidates, park pruned rows in the
+        Aux Cache, and bring back kept tokens that lack KV here from the Aux Cache (revival).
+
+        Returns (active, batch, hidden, prefix, revived, pruned); batch/hidden stay in position order.
+        """
+        start, active = sel.layer, sel.candidates
+        revived = pruned = batch[:0]
+        if sel.scores is not None and sel.scores.numel() != active.numel():
+            raise EngineInvariantError(f"{sel.scores.numel()} scores for {active.numel()} candidates")
+        keep_mask = self.policy.select(sel)
+        if keep_mask is not None:
+            rows = keep_mask if batch is active else torch.isin(batch, active[keep_mask])
+            active = active[keep_mask]
+            prefix = False
+            if not bool(rows.all()):
+                pruned = batch[~rows]
+                state.aux[start].index_copy_(0, pruned, hidden[0, ~rows])
+                state.has_aux[start][pruned] = True
+                hidden = hidden[:, rows]
+            batch = active if rows is keep_mask else batch[rows]
+        missing = active[~state.has_kv[start, active]]
+        if missing.numel() > batch.numel():
+            revived = missing[~torch.isin(missing, batch)]
+            if not bool(state.has_aux[start][revived].all()):
+                raise EngineInvariantError(f"token without KV or Aux Cache entry at layer {start}")
+            aux = state.aux[start]
+            aux.index_copy_(0, batch, hidden[0])  # merge in position order via the buffer
+            hidden = aux.index_select(0, missing)[None]
+            state.has_aux[start][revived] = False
+            batch = missing
+        return active, batch, hidden, prefix, revived, pruned
+
     def _stage_calls(
         self, state, start, end, masks, pos_emb, score_layer, sink, layer_sink, head_rows
     ) -> list:
@@ -169,32 +202,11 @@ class LazyEngine:
         for s, (start, end, keep) in enumerate(plan.stage_layers()):
             revived = pruned = empty
             if s > 0:
-                scores = sink.pop(start - 1, None)
-                if scores is not None and scores.numel() != active.numel():
-                    raise EngineInvariantError(f"{scores.numel()} scores for {active.numel()} candidates")
-                keep_mask = policy.select(
-                    Selection(step_idx, s, start, keep, context_len, active, scores, state.has_kv)
-                )
-                if keep_mask is not None:
-                    rows = keep_mask if batch is active else torch.isin(batch, active[keep_mask])
-                    active = active[keep_mask]
-                    prefix = False
-                    if not bool(rows.all()):
-                        pruned = batch[~rows]
-                        state.aux[start].index_copy_(0, pruned, hidden[0, ~rows])
-                        state.has_aux[start][pruned] = True
-                        hidden = hidden[:, rows]
-                    batch = active if rows is keep_mask else batch[rows]
-                missing = active[~state.has_kv[start, active]]
-                if missing.numel() > batch.numel():
-                    revived = missing[~torch.isin(missing, batch)]
-                    if not bool(state.has_aux[start][revived].all()):
-                        raise EngineInvariantError(f"token without KV or Aux Cache entry at layer {start}")
-                    aux = state.aux[start]
-                    aux.index_copy_(0, batch, hidden[0])  # merge in position order via the buffer
-                    hidden = aux.index_select(0, missing)[None]
-                    state.has_aux[start][revived] = False
-                    batch = missing
+                boundary = self._boundary(
+                    state, Selection(step_idx, s, start, keep, context_len, active, sink.pop(start - 1, None),
+                                     state.has_kv), batch, hidden, prefix,
+                )  # fmt: skip
+                active, batch, hidden, prefix, revived, pruned = boundary
 
             self_attending = batch.numel() == active.numel()
             read = "self" if self_attending else ("prefix" if prefix else "index")

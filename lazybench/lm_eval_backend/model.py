@@ -183,18 +183,13 @@ def _until(gen_kwargs: dict[str, Any]) -> list[str]:
 
 
 def _eos_ids(model, tokenizer) -> tuple[int, ...]:
-    ids: set[int] = set()
+    from lazybench.models import eos_token_ids
 
-    def add(value) -> None:
-        if isinstance(value, int):
-            ids.add(value)
-        elif isinstance(value, (list, tuple)):
-            ids.update(v for v in value if isinstance(v, int))
-
-    add(getattr(tokenizer, "eos_token_id", None))
-    add(getattr(model.config, "eos_token_id", None))
-    add(getattr(getattr(model, "generation_config", None), "eos_token_id", None))
-    return tuple(sorted(ids))
+    return eos_token_ids(
+        getattr(tokenizer, "eos_token_id", None),
+        getattr(model.config, "eos_token_id", None),
+        getattr(getattr(model, "generation_config", None), "eos_token_id", None),
+    )
 
 
 # ----------------------------------------------------------------------------------------------

@@ -77,14 +77,12 @@ class Method:
     def engine(self, model: torch.nn.Module) -> LazyEngine:
         return LazyEngine(model, self.policy())
 
-    def run(self, model: torch.nn.Module, request: GenerationRequest) -> GenerationResult:
-        t0 = time.perf_counter()
-        prepared = self.prepare(request)
-        prep_s = prepared.seconds or (time.perf_counter() - t0 if prepared.ids != request.prompt_ids else 0.0)
-        engine = self.engine(model)
-        result = generate(
+    @staticmethod
+    def generate(engine: LazyEngine, ids: Sequence[int], request: GenerationRequest) -> GenerationResult:
+        """The one generation call every method makes, with the request's decoding settings."""
+        return generate(
             engine,
-            prepared.ids,
+            ids,
             max_new_tokens=request.max_new_tokens,
             eos_token_ids=request.eos_token_ids,
             min_new_tokens=request.min_new_tokens,
@@ -93,6 +91,13 @@ class Method:
             stop_strings=request.stop_strings,
             tokenizer=request.tokenizer,
         )
+
+    def run(self, model: torch.nn.Module, request: GenerationRequest) -> GenerationResult:
+        t0 = time.perf_counter()
+        prepared = self.prepare(request)
+        prep_s = prepared.seconds or (time.perf_counter() - t0 if prepared.ids != request.prompt_ids else 0.0)
+        engine = self.engine(model)
+        result = self.generate(engine, prepared.ids, request)
         if len(prepared.ids) != len(request.prompt_ids) or prep_s > 0.0:
             result = result.with_prompt_rewrite(
                 len(request.prompt_ids), prep_s, engine.full_prefill_flops(len(request.prompt_ids))

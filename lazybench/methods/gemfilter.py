@@ -126,17 +126,7 @@ class GemFilter(Method):
         t0 = time.perf_counter()
         selected = [ids[p] for p in policy.selected.tolist()]
         filter_s = first.ttft_s + time.perf_counter() - t0
-        second = generate(
-            engine,
-            selected,
-            max_new_tokens=request.max_new_tokens,
-            eos_token_ids=request.eos_token_ids,
-            min_new_tokens=request.min_new_tokens,
-            keep_logits=request.keep_logits,
-            trace=request.trace,
-            stop_strings=request.stop_strings,
-            tokenizer=request.tokenizer,
-        )
+        second = self.generate(engine, selected, request)
         return combine_passes(first, second, n, filter_s, engine.full_prefill_flops(n))
 
 

@@ -173,26 +173,17 @@ def _inspect_model(spec) -> tuple[Any, Any]:
 
 
 def _eos_ids(tokenizer, config, spec) -> tuple[int, ...]:
-    ids: set[int] = set()
+    from lazybench.models import BUILTIN_SMOLLM2, eos_token_ids, smollm2_folder
 
-    def add(value) -> None:
-        if isinstance(value, int):
-            ids.add(value)
-        elif isinstance(value, (list, tuple)):
-            ids.update(v for v in value if isinstance(v, int))
-
-    add(tokenizer.eos_token_id)
-    add(getattr(config, "eos_token_id", None))
+    generation_eos = None
     try:
         from transformers import GenerationConfig
 
-        from lazybench.models import BUILTIN_SMOLLM2, smollm2_folder
-
         source = str(smollm2_folder()) if spec.name == BUILTIN_SMOLLM2 else spec.name
-        add(GenerationConfig.from_pretrained(source).eos_token_id)
+        generation_eos = GenerationConfig.from_pretrained(source).eos_token_id
     except Exception:  # noqa: BLE001 - no generation_config.json: the tokenizer's EOS is enough
         pass
-    return tuple(sorted(ids))
+    return eos_token_ids(tokenizer.eos_token_id, getattr(config, "eos_token_id", None), generation_eos)
 
 
 def _build_rows(cfg: DictConfig, suite, data_dir, tokenizer, context_limit, chat_style) -> list[Row]:

@@ -147,26 +147,20 @@ def _tasks() -> dict[str, LongBenchTask]:
                 first_line_only=name in _FIRST_LINE,
                 stop_on_newline=name in _STOP_ON_NEWLINE,
             )
-    tasks["passkey"] = LongBenchTask(
-        name="passkey",
-        category=PROBE_CATEGORY,
-        metric="passkey",
-        max_new_tokens=16,
-        template=PASSKEY_TEMPLATE,
-        chat=True,
-        first_line_only=False,
-        stop_on_newline=False,
-    )
-    tasks["needle"] = LongBenchTask(
-        name="needle",
-        category=PROBE_CATEGORY,
-        metric="contains",
-        max_new_tokens=32,
-        template=NEEDLE_TEMPLATE,
-        chat=True,
-        first_line_only=False,
-        stop_on_newline=False,
-    )
+    for name, metric, max_new, template in (
+        ("passkey", "passkey", 16, PASSKEY_TEMPLATE),
+        ("needle", "contains", 32, NEEDLE_TEMPLATE),
+    ):
+        tasks[name] = LongBenchTask(
+            name=name,
+            category=PROBE_CATEGORY,
+            metric=metric,
+            max_new_tokens=max_new,
+            template=template,
+            chat=True,
+            first_line_only=False,
+            stop_on_newline=False,
+        )
     return tasks
 
 
