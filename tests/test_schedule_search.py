@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import random
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -22,7 +19,7 @@ from lazybench.engine import Schedule
 from lazybench.runner import conf_dir
 from lazybench.runner.config import to_plain
 from lazybench.runner.search import FIDELITY_WEIGHT, quality
-from lazybench.runner.testing import make_tiny_model, tiny_overrides
+from lazybench.runner.testing import make_tiny_model, run_tiny_multirun
 
 PRESET = conf_dir() / "experiment" / "schedule_search.yaml"
 
@@ -126,24 +123,10 @@ def test_optuna_search_writes_the_pareto_set(tiny10, longbench_dir, tmp_path):
     from lazybench.records import read_records
 
     out = tmp_path / "runs"
-    overrides = [o for o in tiny_overrides(tiny10, longbench_dir, out) if not o.startswith("suite.")]
-    overrides += [
-        "suite.name=tiny",
-        "suite.datasets=[hotpotqa,triviaqa]",
-        "suite.limit=1",
-        "suite.max_new_tokens_cap=2",
-    ]
-    cmd = [
-        sys.executable,
-        "-m",
-        "lazybench.cli",
-        "experiment=schedule_search",
-        "hydra.sweeper.n_trials=3",
-        "threads=1",
-        *overrides,
-    ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    proc = run_tiny_multirun(
+        tiny10, longbench_dir, out, "tiny", ["hotpotqa", "triviaqa"],
+        ["experiment=schedule_search", "hydra.sweeper.n_trials=3"],
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     sweep = out / "sweeps" / "schedule_search-tiny-tiny"
     assert (sweep / "optimization_results.yaml").is_file()  # the Optuna sweeper ran

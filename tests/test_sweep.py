@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 from omegaconf import OmegaConf
 
 from lazybench.records import RECORDS_FILE, read_records
 from lazybench.runner import conf_dir
-from lazybench.runner.testing import compose_cfg, tiny_overrides
+from lazybench.runner.testing import compose_cfg, run_tiny_multirun
 
 
 def test_schedule_sweep_preset_is_a_multirun_over_schedules():
@@ -31,27 +28,11 @@ def test_slurm_launcher_config_extends_the_submitit_plugin():
 
 def test_joblib_multirun_two_schedules(tiny_model, longbench_dir, tmp_path):
     out = tmp_path / "runs"
-    overrides = [o for o in tiny_overrides(tiny_model, longbench_dir, out) if not o.startswith("suite.")]
-    overrides += [
-        "suite.name=sweep",
-        "suite.datasets=[triviaqa]",
-        "suite.limit=1",
-        "suite.max_new_tokens_cap=2",
-    ]
-    cmd = [
-        sys.executable,
-        "-m",
-        "lazybench.cli",
-        "-m",
-        "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=2",
-        "threads=1",
-        "method.schedule.keep=[0.7,0.4,0.1],[0.5,0.3,0.1]",
-        *overrides,
-    ]
-    proc = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=180, env={**os.environ, "HF_HUB_OFFLINE": "1"}
-    )
+    proc = run_tiny_multirun(
+        tiny_model, longbench_dir, out, "sweep", ["triviaqa"],
+        ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "method.schedule.keep=[0.7,0.4,0.1],[0.5,0.3,0.1]"],
+        timeout=180,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     sweep = out / "sweeps" / "tiny-sweep"
     assert (sweep / "multirun.yaml").is_file()

@@ -67,3 +67,20 @@ def compose_cfg(overrides=(), hydra_config: bool = False):
 
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         return compose(config_name="config", overrides=list(overrides), return_hydra_config=hydra_config)
+
+
+def run_tiny_multirun(
+    model_dir: str | Path, data_dir: str | Path, output_dir: str | Path, suite: str, datasets: list[str],
+    sweep_args: list[str], timeout: int = 300,
+):  # fmt: skip
+    """Run `lazybench -m` in a subprocess on a one-row-per-dataset tiny suite, one thread per job."""
+    import os
+    import subprocess
+    import sys
+
+    overrides = [o for o in tiny_overrides(model_dir, data_dir, output_dir) if not o.startswith("suite.")]
+    overrides += [f"suite.name={suite}", f"suite.datasets=[{','.join(datasets)}]", "suite.limit=1",
+                  "suite.max_new_tokens_cap=2"]  # fmt: skip
+    cmd = [sys.executable, "-m", "lazybench.cli", "-m", *sweep_args, "threads=1", *overrides]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
