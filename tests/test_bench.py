@@ -1,0 +1,21 @@
+"""The TTFT benchmark command runs end to end (on a toy shape) and writes its table; no timing is asserted."""
+
+from __future__ import annotations
+
+import csv
+
+from lazybench.bench.ttft import SCHEDULES, main
+
+
+def test_benchmark_writes_every_configuration(tmp_path) -> None:
+    main(["--model", "tiny-llama", "--device", "cpu", "--dtype", "float32", "--lengths", "48",
+          "--repeats", "1", "--warmups", "0", "--decode-steps", "2", "--out", str(tmp_path), "--tag", "t"])  # fmt: skip
+    rows = list(csv.DictReader((tmp_path / "t.csv").open()))
+    assert [r["config"] for r in rows] == ["baseline", *SCHEDULES, "static-default"]
+    by_config = {r["config"]: r for r in rows}
+    assert float(by_config["baseline"]["speedup"]) == 1.0
+    # pruning configurations really kept fewer tokens, and the ideal speedup says so
+    assert float(by_config["lazyllm-default"]["flop_ideal_speedup"]) > 1.3
+    assert float(by_config["lazyllm-keep1.0"]["flop_ideal_speedup"]) == 1.0
+    assert float(by_config["static-default"]["revived_per_decode_step"]) == 0.0
+    assert (tmp_path / "t.md").read_text().count("| 48 |") == len(rows)
