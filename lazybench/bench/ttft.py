@@ -12,6 +12,7 @@ what the pruning could possibly buy.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import statistics
 import time
@@ -94,13 +95,15 @@ def plain_forward_ttft(model, ids: torch.Tensor) -> float:
 def plain_decode_step(model, ids: torch.Tensor, steps: int) -> float:
     """Median decode-step time of transformers' own cache loop, for reference."""
     times = []
+    # transformers renamed the cache argument (5.2x: `cache`); the lent GPUs may run an older 5.x
+    cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
     with torch.inference_mode():
         out = model(ids[None], logits_to_keep=1, use_cache=True)
-        cache, token = out.past_key_values, out.logits[0, -1].argmax().view(1, 1)
+        cache, token = getattr(out, cache_arg), out.logits[0, -1].argmax().view(1, 1)
         for _ in range(steps):
             _sync(ids.device)
             t0 = time.perf_counter()
-            out = model(token, past_key_values=cache, use_cache=True)
+            out = model(token, use_cache=True, **{cache_arg: cache})
             token = out.logits[0, -1].argmax().view(1, 1)
             _sync(ids.device)
             times.append(time.perf_counter() - t0)
