@@ -19,3 +19,13 @@ def test_benchmark_writes_every_configuration(tmp_path) -> None:
     assert float(by_config["lazyllm-keep1.0"]["flop_ideal_speedup"]) == 1.0
     assert float(by_config["static-default"]["revived_per_decode_step"]) == 0.0
     assert (tmp_path / "t.md").read_text().count("| 48 |") == len(rows)
+
+
+def test_revival_profile_writes_windows(tiny_model, longbench_dir, tmp_path) -> None:
+    from lazybench.bench.revival import main as revival_main
+
+    revival_main(["--model", str(tiny_model), "--tokens", "96", "--new-tokens", "9", "--window", "4",
+                  "--data-dir", str(longbench_dir), "--out", str(tmp_path)])  # fmt: skip
+    rows = list(csv.DictReader((tmp_path / "revival_cpu.csv").open()))
+    assert [r["steps"] for r in rows] == ["1-4", "5-8"]
+    assert all(float(r["revived_per_step"]) >= 0 for r in rows)
