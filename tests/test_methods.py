@@ -70,7 +70,8 @@ def capture_state(method) -> dict:
 
             def recording_update(key, value, layer_idx, *a, **k):
                 keys, values = update(key, value, layer_idx, *a, **k)
-                seen["reads"].append((state.steps - 1, layer_idx, keys.shape[2]))
+                # keys attention really uses: all returned, or the unmasked ones of a masked read
+                seen["reads"].append((state.steps - 1, layer_idx, state.masked_keys or keys.shape[2]))
                 return keys, values
 
             state.update = recording_update

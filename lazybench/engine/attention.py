@@ -23,8 +23,21 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 SCORES_KWARG = "lazybench_scores"
 
 
+class ScoreSink(dict):
+    """{layer: scores} filled by the attention function. `key_mask` (bool over the keys, or None)
+    restricts the softmax to the keys the engine marked active when it reads the cache through a
+    mask instead of gathering it; the engine then keeps the active entries."""
+
+    key_mask: torch.Tensor | None = None
+
+
 def last_query_scores(
-    module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, scaling: float, softcap: float | None
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    scaling: float,
+    softcap: float | None,
+    key_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Head-mean attention probabilities of the last query row over all given keys, shape [n_keys].
 
@@ -37,6 +50,8 @@ def last_query_scores(
     logits = torch.matmul(q_last, key[0].transpose(-1, -2)).float() * scaling
     if softcap is not None:
         logits = torch.tanh(logits / softcap) * softcap
+    if key_mask is not None:
+        logits = logits.masked_fill(~key_mask, -torch.inf)
     return torch.softmax(logits, dim=-1).mean(dim=(0, 1))
 
 
@@ -50,10 +65,13 @@ def _make_wrapper(inner: str) -> Callable:
         fn = sdpa_attention_forward if inner == "sdpa" else _eager_for(module)
         out = fn(module, query, key, value, attention_mask, **kwargs)
         if sink is not None:
-            score = getattr(sink, "score", last_query_scores)  # a policy's own scorer (see LayerScores)
-            sink[module.layer_idx] = score(
-                module, query, key, kwargs.get("scaling") or module.scaling, kwargs.get("softcap")
-            )
+            scaling, softcap = kwargs.get("scaling") or module.scaling, kwargs.get("softcap")
+            if isinstance(sink, ScoreSink):
+                sink[module.layer_idx] = last_query_scores(
+                    module, query, key, scaling, softcap, sink.key_mask
+                )
+            else:  # a policy's own scorer (see policy.LayerScores)
+                sink[module.layer_idx] = sink.score(module, query, key, scaling, softcap)
         return out
 
     attention.__name__ = f"lazybench_{inner}"

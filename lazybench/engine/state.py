@@ -65,6 +65,7 @@ class TokenState:
     _read_self: bool = True
     _read_slice: slice | None = None
     _read_index: torch.Tensor | None = None
+    masked_keys: int | None = None  # keys left unmasked when the stage reads the whole prefix masked
     # per-head KV selection (decode steps only): rows of head_keep are the selecting layers, in order
     head_keep: torch.Tensor | None = None  # [rows, kv_heads, capacity] positions; first head_len valid
     head_len: int = 0
@@ -72,6 +73,7 @@ class TokenState:
     _read_heads: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
+        self._positions = torch.arange(self.capacity, device=self.device)
         self.keys = [None] * self.num_layers
         self.values = [None] * self.num_layers
         self.has_kv = torch.zeros(self.num_layers, self.capacity, dtype=torch.bool, device=self.device)
@@ -85,6 +87,10 @@ class TokenState:
         self.has_aux = {
             b: torch.zeros(self.capacity, dtype=torch.bool, device=self.device) for b in self.boundary_layers
         }
+
+    def arange(self, n: int) -> torch.Tensor:
+        """Positions 0..n-1 (a view: no allocation per step)."""
+        return self._positions[:n]
 
     # --- the plan for one stage -------------------------------------------------------------
     def plan_stage(
