@@ -131,28 +131,16 @@ def _run_id(cfg: DictConfig, run_dir: Path) -> str:
         return run_dir.name
 
 
-_TOKENIZERS: dict[tuple[str, bool], Any] = {}
-
-
-def _tokenizer(name: str, trust_remote_code: bool):
-    """Tokenizers are read-only here: one per (source, trust) per process (in-process sweep jobs share it)."""
-    from lazybench.models import load_tokenizer
-
-    key = (name, trust_remote_code)
-    if key not in _TOKENIZERS:
-        _TOKENIZERS[key] = load_tokenizer(name, trust_remote_code)
-    return _TOKENIZERS[key]
-
-
 def _inspect_model(spec) -> tuple[Any, Any]:
     """Tokenizer and model config (no weights): depth, context size, EOS ids, engine support."""
     from transformers import AutoConfig
 
     from lazybench.engine.adapter import SUPPORTED_MODEL_TYPES
     from lazybench.models import BUILTIN_SMOLLM2, ModelNotAvailableError, smollm2_folder
+    from lazybench.tasks.tokenizer import load_tokenizer
 
     try:
-        tokenizer = _tokenizer(spec.tokenizer or spec.name, spec.trust_remote_code)
+        tokenizer = load_tokenizer(spec.tokenizer or spec.name, spec.trust_remote_code)
         source = str(smollm2_folder()) if spec.name == BUILTIN_SMOLLM2 else spec.name
         config = AutoConfig.from_pretrained(source, trust_remote_code=spec.trust_remote_code)
     except ModelNotAvailableError as err:

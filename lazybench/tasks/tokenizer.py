@@ -19,6 +19,6 @@ __all__ = ["SMOLLM2_ALIAS", "load_tokenizer"]
 
 
 @cache
-def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
-    """Do not mutate the returned tokenizer: it is shared."""
-    return _load(name)
+def load_tokenizer(name: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
+    """Do not mutate the returned tokenizer: it is shared (runner, tools, tests, in-process sweep jobs)."""
+    return _load(name, trust_remote_code)
