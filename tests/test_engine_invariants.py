@@ -191,3 +191,17 @@ def test_masked_decode_reads_equal_gathered_reads(family: str, monkeypatch) -> N
     assert sum(len(t.revived) for t in a.trace) > 0
     for x, y in zip(a.step_logits, b.step_logits):
         assert (x - y).abs().max().item() <= 1e-4
+
+
+def test_cache_slots_never_written_are_zero() -> None:
+    """Masked decode reads weight never-written KV slots by exactly zero; the slots must hold zeros
+    (not allocator garbage, where 0 * NaN would poison the step: a CI flake before the fix)."""
+    _, state, result = run(Schedule(boundaries=(1, 5, 7), keep=(0.77, 0.61, 0.07), unit="layer"), 30, 8, 43)
+    assert result.pruned
+    length = state.length
+    assert (~state.has_kv[:, :length]).any()
+    for layer, (keys, values) in enumerate(zip(state.keys, state.values)):
+        unwritten = ~state.has_kv[layer, :length]
+        assert keys[:, :, :length][..., unwritten, :].eq(0).all()
+        assert values[:, :, :length][..., unwritten, :].eq(0).all()
+        assert torch.isfinite(keys).all() and torch.isfinite(values).all()

@@ -146,8 +146,10 @@ class TokenState:
         kbuf = self.keys[layer_idx]
         if kbuf is None:
             shape = (1, key.shape[1], self.capacity, key.shape[3])
-            kbuf = self.keys[layer_idx] = key.new_empty(shape)
-            self.values[layer_idx] = value.new_empty((1, value.shape[1], self.capacity, value.shape[3]))
+            # Zeroed, not empty: a masked decode read multiplies never-written slots by a zero
+            # attention weight, and 0 * (garbage NaN/inf) would poison the hidden state.
+            kbuf = self.keys[layer_idx] = key.new_zeros(shape)
+            self.values[layer_idx] = value.new_zeros((1, value.shape[1], self.capacity, value.shape[3]))
         vbuf = self.values[layer_idx]
         if self._write_slice is not None:
             kbuf[:, :, self._write_slice] = key
