@@ -9,6 +9,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# Property tests explore fresh examples on every local run; CI replays a fixed set (a red CI must
+# be reproducible); `explore` searches ten times wider. Pick with HYPOTHESIS_PROFILE.
+settings.register_profile("dev", max_examples=40, deadline=None)
+settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True, print_blob=True)
+settings.register_profile("explore", max_examples=400, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LONGBENCH_DIR = Path(os.environ.get("LAZYBENCH_LONGBENCH_DIR", REPO_ROOT.parent / "shared" / "longbench"))

@@ -40,7 +40,7 @@ def run(schedule: Schedule, prompt_len: int, new_tokens: int, seed: int, policy_
     return engine, captured["state"], result
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(suppress_health_check=[HealthCheck.too_slow])
 @given(
     schedule=schedules(), prompt_len=st.integers(2, 48), new_tokens=st.integers(1, 8), seed=st.integers(0, 99)
 )
