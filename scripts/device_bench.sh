@@ -17,3 +17,5 @@ python -m lazybench.bench.ttft --model llama2-7b --device cuda --dtype bf16 --le
   --repeats 5 --warmups 5 --decode-steps 16 --out "$out" --tag ttft_gpu_llama2-7b
 python -m lazybench.bench.ttft --model xgen-7b --device cuda --dtype bf16 --lengths 3500 7500 \
   --repeats 5 --warmups 5 --decode-steps 16 --out "$out" --tag ttft_gpu_xgen-7b
+python -m lazybench.bench.overhead --model llama2-7b --device cuda --dtype bf16 --lengths 3500 \
+  --rounds 10 --warmups 3 --decode-steps 8 --out "$out" --tag overhead_gpu_llama2-7b

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 
+import pytest
+
 from lazybench.bench.ttft import SCHEDULES, main
 
 
@@ -29,3 +31,31 @@ def test_revival_profile_writes_windows(tiny_model, longbench_dir, tmp_path) -> 
     rows = list(csv.DictReader((tmp_path / "revival_cpu.csv").open()))
     assert [r["steps"] for r in rows] == ["1-4", "5-8"]
     assert all(float(r["revived_per_step"]) >= 0 for r in rows)
+
+
+def test_overhead_benchmark_writes_paired_ratios(tmp_path) -> None:
+    from lazybench.bench.overhead import COMPARISONS
+    from lazybench.bench.overhead import main as overhead_main
+
+    overhead_main(["--model", "tiny-llama", "--device", "cpu", "--dtype", "float32", "--lengths", "32", "64",
+                   "--rounds", "3", "--warmups", "0", "--decode-steps", "2", "--out", str(tmp_path), "--tag", "o"])  # fmt: skip
+    rows = list(csv.DictReader((tmp_path / "o.csv").open()))
+    assert [(r["prompt_tokens"], r["comparison"]) for r in rows] == [
+        (n, c[0]) for n in ("32", "64") for c in COMPARISONS
+    ]
+    for r in rows:
+        assert (
+            float(r["ttft_overhead_q1_pct"])
+            <= float(r["ttft_overhead_pct"])
+            <= float(r["ttft_overhead_q3_pct"])
+        )
+    # the decode ratio exists only where both sides are engine runs
+    assert [r["decode_overhead_pct"] != "" for r in rows[:3]] == [False, False, True]
+    assert (tmp_path / "o.md").read_text().count("| 64 |") == 3
+
+
+def test_overhead_benchmark_rejects_zero_rounds(tmp_path) -> None:
+    from lazybench.bench.overhead import main as overhead_main
+
+    with pytest.raises(SystemExit):
+        overhead_main(["--model", "tiny-llama", "--rounds", "0", "--out", str(tmp_path)])

@@ -11,13 +11,12 @@ the same process; the TTFT benchmark's 8 decode steps only see the start of this
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 from pathlib import Path
 
 import torch
 
-from lazybench.bench.ttft import longbench_token_ids
+from lazybench.bench.ttft import longbench_token_ids, write_table
 from lazybench.engine import LazyEngine, LazyLLMPolicy, TokenPolicy, generate
 from lazybench.models import ModelSpec, load_model
 
@@ -59,11 +58,6 @@ def main(argv: list[str] | None = None) -> None:
         f"unless generated): TTFT {base.ttft_s:.2f} s -> {lazy.ttft_s:.2f} s, whole generation {base.total_s:.2f} s "
         f"-> {lazy.total_s:.2f} s, % prompt computed {lazy.pct_prompt_computed:.1f}"
     )
-    args.out.mkdir(parents=True, exist_ok=True)
-    with (args.out / "revival_cpu.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
     lines = [
         header,
         "",
@@ -74,8 +68,7 @@ def main(argv: list[str] | None = None) -> None:
         f"| {r['steps']} | {r['revived_per_step']} | {r['lazyllm_step_ms']} | {r['baseline_step_ms']} |"
         for r in rows
     ]
-    (args.out / "revival_cpu.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    print(write_table(rows, "\n".join(lines) + "\n", args.out, "revival_cpu"))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ what the pruning could possibly buy.
 from __future__ import annotations
 
 import argparse
+import csv
 import inspect
 import json
 import statistics
@@ -190,25 +191,31 @@ def to_markdown(rows: list[dict], header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def write_table(rows: list[dict], markdown: str, out: Path, stem: str) -> str:
+    """Write `rows` as <stem>.csv and the rendered table as <stem>.md; returns the markdown."""
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / f"{stem}.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (out / f"{stem}.md").write_text(markdown)
+    return markdown
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Model and prompt options shared by the benchmark commands."""
     parser.add_argument(
         "--model", default="smollm2-135m", help="model name/folder, or llama2-7b/xgen-7b shapes"
     )
     parser.add_argument("--random-init", action="store_true", help="random weights (GPU shape benchmarks)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--lengths", type=int, nargs="+", default=[1024, 2048, 4096, 8192])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--warmups", type=int, default=1)
-    parser.add_argument("--decode-steps", type=int, default=8)
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/longbench"))
-    parser.add_argument("--out", type=Path, default=Path("results/bench"))
-    parser.add_argument("--tag", default=None, help="file name stem; default ttft_<device>")
-    args = parser.parse_args(argv)
 
+
+def bench_model_and_prompts(args: argparse.Namespace) -> tuple[torch.nn.Module, dict[int, torch.Tensor], str]:
+    """The model to time and one prompt per length: real LongBench text for a real model, random ids
+    for the GPU shapes (random weights, built directly in the target dtype on the device)."""
     torch.manual_seed(0)
     if args.model in GPU_SHAPES:
         from transformers import LlamaConfig, LlamaForCausalLM
@@ -243,23 +250,31 @@ def main(argv: list[str] | None = None) -> None:
     label = f"{args.model} on {device.type}" + (
         f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else ""
     )
+    return model, ids_by_length, label
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_model_arguments(parser)
+    parser.add_argument("--lengths", type=int, nargs="+", default=[1024, 2048, 4096, 8192])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmups", type=int, default=1)
+    parser.add_argument("--decode-steps", type=int, default=8)
+    parser.add_argument("--out", type=Path, default=Path("results/bench"))
+    parser.add_argument("--tag", default=None, help="file name stem; default ttft_<device>")
+    args = parser.parse_args(argv)
+
+    model, ids_by_length, label = bench_model_and_prompts(args)
     threads = torch.get_num_threads()
     header = (
         f"TTFT, {label}, {next(model.parameters()).dtype}, torch threads {threads}; medians of {args.repeats} "
         f"interleaved rounds after {args.warmups} warm-up round(s); speedup = baseline TTFT / config TTFT"
     )
     rows = run_benchmark(model, ids_by_length, args.repeats, args.warmups, args.decode_steps, print)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.tag or f"ttft_{device.type}"
-    import csv
-
-    with (args.out / f"{stem}.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    md = to_markdown(rows, header)
-    (args.out / f"{stem}.md").write_text(md)
-    print(md)
+    device = next(model.parameters()).device
+    print(write_table(rows, to_markdown(rows, header), args.out, args.tag or f"ttft_{device.type}"))
 
 
 if __name__ == "__main__":
