@@ -3,8 +3,9 @@ scoring on and nothing pruned (keep 1.0 at every boundary).
 
 The TTFT benchmark's three-round medians cannot resolve a few percent on a shared 2-core machine
 (its rounds scatter by ±10%). This command times the three configurations back to back in many
-rounds and reports the median of the per-round ratios with their interquartile range: pairing
-within a round cancels the machine's slow drifts, the median discards its spikes.
+rounds, in an order rotated every round, and reports the median of the per-round ratios with their
+interquartile range: pairing within a round cancels the machine's slow drifts, rotation cancels any
+bias from running first or last, the median discards the spikes.
 
     python -m lazybench.bench.overhead --lengths 1024 2048 4096 --rounds 12 --out results/bench
 """
@@ -54,9 +55,16 @@ def measure(
     for n, ids in ids_by_length.items():
         ttft: dict[str, list[float]] = {"plain": [], "baseline": [], "keep1.0": []}
         decode: dict[str, list[float]] = {"baseline": [], "keep1.0": []}
+        order = ["plain", *engines]
         for r in range(warmups + rounds):
-            plain = plain_forward_ttft(model, ids)
-            results = {name: generate(engine, ids, 1 + decode_steps) for name, engine in engines.items()}
+            results, plain = {}, 0.0
+            for name in (
+                order[r % len(order) :] + order[: r % len(order)]
+            ):  # rotated each round: no position bias
+                if name == "plain":
+                    plain = plain_forward_ttft(model, ids)
+                else:
+                    results[name] = generate(engines[name], ids, 1 + decode_steps)
             if r < warmups:
                 continue
             ttft["plain"].append(plain)

@@ -214,6 +214,7 @@ class LazyEngine:
         rows_per_layer = [0] * parts.num_layers
         flops = 0.0
         empty = batch[:0]
+        embedded_rows = None  # the rows whose rotary embeddings pos_emb holds
 
         for s, (start, end, keep) in enumerate(plan.stage_layers()):
             revived = pruned = empty
@@ -248,8 +249,12 @@ class LazyEngine:
             state.masked_keys = None if member is None else active.numel()
             keys = state.arange(context_len) if member is not None else active
             masks = self._masks(s, batch, keys, self_attending, member)
-            pos_emb = parts.position_embeddings(hidden, batch)
-            position_ids = batch[None]
+            if batch is not embedded_rows:  # a stage that pruned or revived nothing keeps its rows
+                pos_emb, position_ids, embedded_rows = (
+                    parts.position_embeddings(hidden, batch),
+                    batch[None],
+                    batch,
+                )
             wants_scores = s + 1 < plan.num_stages and policy.needs_scores(step_idx, s + 1)
             score_layer = end - 1 if wants_scores else -1
             calls = self._stage_calls(
