@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     header = (
         f"Engine overhead, {label}, {next(model.parameters()).dtype}, torch threads {torch.get_num_threads()}; "
         f"median (and quartiles) over {args.rounds} rounds of the per-round ratio, each round timing the "
-        f"configurations back to back; overhead % = 100 x (ratio - 1)"
+        f"configurations back to back in a rotated order; overhead % = 100 x (ratio - 1)"
     )
     rows = measure(model, ids_by_length, args.rounds, args.warmups, args.decode_steps, print)
     device = next(model.parameters()).device
