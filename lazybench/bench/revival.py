@@ -2,8 +2,9 @@
 
 Every decode step re-selects from the whole context, so tokens pruned earlier come back from the
 Aux Cache and are computed (at most once per layer). This measures, on one prompt, how many tokens
-are revived per step and how long steps take, in windows of steps, against full-prefill decoding in
-the same process; the TTFT benchmark's 8 decode steps only see the start of this curve.
+are revived per step and how long steps take, in windows of steps, against full-prefill decoding.
+The two generations advance in lockstep (one step of each, in alternating order), so the shared
+machine's drift hits both alike. The TTFT benchmark's 8 decode steps only see the start of this curve.
 
     python -m lazybench.bench.revival --tokens 2048 --new-tokens 128 --out results/bench
 """
@@ -11,6 +12,7 @@ the same process; the TTFT benchmark's 8 decode steps only see the start of this
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 from pathlib import Path
 
@@ -18,7 +20,21 @@ import torch
 
 from lazybench.bench.ttft import longbench_token_ids, write_table
 from lazybench.engine import LazyEngine, LazyLLMPolicy, TokenPolicy, generate
+from lazybench.engine.generate import Generation, GenerationResult
 from lazybench.models import ModelSpec, load_model
+
+
+def lockstep(generations: dict[str, Generation]) -> dict[str, GenerationResult]:
+    """Advance the generations one step each, in alternating order, until all have stopped: the
+    shared machine's drift then hits them alike (generate() would run one after the other)."""
+    names = list(generations)
+    for turn in itertools.count():
+        pending = [n for n in (names if turn % 2 == 0 else names[::-1]) if not generations[n].done]
+        if not pending:
+            break
+        for name in pending:
+            generations[name].advance()
+    return {name: g.result() for name, g in generations.items()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -36,15 +52,15 @@ def main(argv: list[str] | None = None) -> None:
     model, tokenizer = load_model(ModelSpec(name=args.model))
     ids = torch.tensor(longbench_token_ids(tokenizer, args.tokens, args.data_dir))
     generate(LazyEngine(model, TokenPolicy()), ids[:256], 4)  # warm-up
-    base = generate(LazyEngine(model, TokenPolicy()), ids, args.new_tokens)
-    lazy = generate(LazyEngine(model, LazyLLMPolicy()), ids, args.new_tokens, trace=True)
-    revived = [0] * len(lazy.tokens)
+    engines = {"baseline": LazyEngine(model, TokenPolicy()), "lazyllm": LazyEngine(model, LazyLLMPolicy())}
+    runs = lockstep({name: Generation(e, ids, args.new_tokens, trace=True) for name, e in engines.items()})
+    base, lazy = runs["baseline"], runs["lazyllm"]
+    revived = [0] * args.new_tokens
     for stage in lazy.trace:
-        if stage.step > 0:
-            revived[stage.step] += len(stage.revived)
+        revived[stage.step] += len(stage.revived)
     rows = []
-    for start in range(1, len(lazy.tokens), args.window):
-        end = min(start + args.window, len(lazy.tokens))
+    for start in range(1, args.new_tokens, args.window):
+        end = min(start + args.window, args.new_tokens)
         rows.append(
             dict(
                 steps=f"{start}-{end - 1}",
@@ -54,8 +70,8 @@ def main(argv: list[str] | None = None) -> None:
             )
         )
     header = (
-        f"{args.model}, {args.tokens}-token LongBench prompt, {len(lazy.tokens)} new tokens (greedy, no EOS stop "
-        f"unless generated): TTFT {base.ttft_s:.2f} s -> {lazy.ttft_s:.2f} s, whole generation {base.total_s:.2f} s "
+        f"{args.model}, {args.tokens}-token LongBench prompt, {args.new_tokens} new tokens (greedy, no EOS stop; "
+        f"the two advanced in lockstep): TTFT {base.ttft_s:.2f} s -> {lazy.ttft_s:.2f} s, whole generation {base.total_s:.2f} s "
         f"-> {lazy.total_s:.2f} s, % prompt computed {lazy.pct_prompt_computed:.1f}"
     )
     lines = [

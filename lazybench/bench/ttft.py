@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from lazybench.engine import LazyEngine, LazyLLMPolicy, Schedule, StaticPruningPolicy, TokenPolicy, generate
+from lazybench.engine.generate import sync_device
 from lazybench.models import ModelSpec, load_model
 
 SCHEDULES: dict[str, Schedule] = {
@@ -77,19 +78,14 @@ class Timing:
     pct_prompt_computed: float
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def plain_forward_ttft(model, ids: torch.Tensor) -> float:
     """The plain transformers forward (last-row logits only) plus argmax: the reference clock."""
-    _sync(ids.device)
+    sync_device(ids.device)
     t0 = time.perf_counter()
     with torch.inference_mode():
         logits = model(ids[None], logits_to_keep=1, use_cache=True).logits
         int(logits[0, -1].argmax())
-    _sync(ids.device)
+    sync_device(ids.device)
     return time.perf_counter() - t0
 
 
@@ -102,11 +98,11 @@ def plain_decode_step(model, ids: torch.Tensor, steps: int) -> float:
         out = model(ids[None], logits_to_keep=1, use_cache=True)
         cache, token = getattr(out, cache_arg), out.logits[0, -1].argmax().view(1, 1)
         for _ in range(steps):
-            _sync(ids.device)
+            sync_device(ids.device)
             t0 = time.perf_counter()
             out = model(token, use_cache=True, **{cache_arg: cache})
             token = out.logits[0, -1].argmax().view(1, 1)
-            _sync(ids.device)
+            sync_device(ids.device)
             times.append(time.perf_counter() - t0)
     return statistics.median(times)
 

@@ -2,13 +2,14 @@
 
 from lazybench.engine.adapter import ModelParts, UnsupportedModelError
 from lazybench.engine.engine import EngineInvariantError, LazyEngine
-from lazybench.engine.generate import GenerationResult, generate
+from lazybench.engine.generate import Generation, GenerationResult, generate
 from lazybench.engine.policy import LazyLLMPolicy, Selection, StaticPruningPolicy, TokenPolicy, top_k_mask
 from lazybench.engine.schedule import LayerPlan, Schedule, ScheduleError
 from lazybench.engine.state import StageTrace, TokenState
 
 __all__ = [
     "EngineInvariantError",
+    "Generation",
     "GenerationResult",
     "LayerPlan",
     "LazyEngine",

@@ -88,88 +88,120 @@ class GenerationResult:
         return out
 
 
-def _sync(device: torch.device) -> None:
+def sync_device(device: torch.device) -> None:
+    """Wait for queued CUDA work, so a clock read after it measures the work (no-op on CPU)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def generate(
-    engine: LazyEngine,
-    prompt_ids: Sequence[int] | torch.Tensor,
-    max_new_tokens: int,
-    eos_token_ids: Sequence[int] = (),
-    min_new_tokens: int = 0,
-    stop_strings: Sequence[str] = (),
-    tokenizer=None,
-    keep_logits: bool = False,
-    trace: bool = False,
-) -> GenerationResult:
-    """Greedy decoding; stops on an EOS id (kept in the output, as transformers does), a stop string
-    (needs `tokenizer`), or max_new_tokens. EOS is suppressed until min_new_tokens are out."""
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-    if stop_strings and tokenizer is None:
-        raise ValueError("stop_strings need a tokenizer to decode the output")
-    device = engine.parts.device
-    ids = torch.as_tensor(prompt_ids, dtype=torch.long).reshape(-1)
-    n_prompt = ids.numel()
-    eos_set = set(eos_token_ids)
-    eos = torch.tensor(sorted(eos_set), dtype=torch.long, device=device)
-    step_logits: list[torch.Tensor] = []
-    decode_times: list[float] = []
-    total_flops = 0.0
+class Generation:
+    """One greedy generation, advanced a step at a time and timed per step.
 
-    def pick(logits: torch.Tensor, n_done: int) -> int:
-        if n_done < min_new_tokens and eos.numel():
-            logits = logits.index_fill(0, eos, -torch.inf)
-        if keep_logits:
-            step_logits.append(logits.cpu())
+    generate() runs one to the end; a benchmark can advance several in alternation (lockstep) so a
+    shared machine's drift hits them alike, with every step timed by this same code. Stops on an EOS
+    id (kept in the output, as transformers does), a stop string (needs `tokenizer`), or
+    max_new_tokens; EOS is suppressed until min_new_tokens are out.
+    """
+
+    def __init__(
+        self,
+        engine: LazyEngine,
+        prompt_ids: Sequence[int] | torch.Tensor,
+        max_new_tokens: int,
+        eos_token_ids: Sequence[int] = (),
+        min_new_tokens: int = 0,
+        stop_strings: Sequence[str] = (),
+        tokenizer=None,
+        keep_logits: bool = False,
+        trace: bool = False,
+    ) -> None:
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        if stop_strings and tokenizer is None:
+            raise ValueError("stop_strings need a tokenizer to decode the output")
+        self.engine, self.max_new_tokens, self.min_new_tokens = engine, max_new_tokens, min_new_tokens
+        self.stop_strings, self.tokenizer, self.keep_logits = tuple(stop_strings), tokenizer, keep_logits
+        self.device = engine.parts.device
+        self.ids = torch.as_tensor(prompt_ids, dtype=torch.long).reshape(-1)
+        self.eos_set = set(eos_token_ids)
+        self.eos = torch.tensor(sorted(self.eos_set), dtype=torch.long, device=self.device)
+        self.state = engine.new_state(capacity=self.ids.numel() + max_new_tokens, trace=trace)
+        self.tokens: list[int] = []
+        self.step_logits: list[torch.Tensor] = []
+        self.decode_times: list[float] = []
+        self.ttft = self.elapsed = self.total_flops = 0.0
+        self.prefill_cost = None
+        self.stop_reason: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.stop_reason is not None
+
+    def _pick(self, logits: torch.Tensor) -> int:
+        if len(self.tokens) < self.min_new_tokens and self.eos.numel():
+            logits = logits.index_fill(0, self.eos, -torch.inf)
+        if self.keep_logits:
+            self.step_logits.append(logits.cpu())
         return int(torch.argmax(logits))
 
-    with engine.attention_hook():
-        state = engine.new_state(capacity=n_prompt + max_new_tokens, trace=trace)
-        _sync(device)
-        t_start = time.perf_counter()
-        logits, cost = engine.step(state, ids.to(device))
-        token = pick(logits, 0)
-        _sync(device)
-        ttft = time.perf_counter() - t_start
-        prefill_cost = cost
-        total_flops += cost.flops
-        tokens = [token]
-        stop_reason = "max_new_tokens"
-        while True:
-            if token in eos_set:
-                stop_reason = "eos"
-                break
-            if stop_strings and any(s in tokenizer.decode(tokens[-8:]) for s in stop_strings):
-                stop_reason = "stop_string"
-                break
-            if len(tokens) >= max_new_tokens:
-                break
+    def advance(self) -> None:
+        """Prefill (the first call) or one decode step, then the stop checks; all of it counts in
+        the total time, the model step alone in TTFT or the decode-step time."""
+        if self.done:
+            raise RuntimeError("the generation has already stopped")
+        with self.engine.attention_hook():
+            sync_device(self.device)
             t0 = time.perf_counter()
-            logits, cost = engine.step(state, torch.tensor([token], device=device))
-            token = pick(logits, len(tokens))
-            _sync(device)
-            decode_times.append(time.perf_counter() - t0)
-            total_flops += cost.flops
-            tokens.append(token)
-        total = time.perf_counter() - t_start
+            prefill = not self.tokens
+            inputs = (
+                self.ids.to(self.device) if prefill else torch.tensor([self.tokens[-1]], device=self.device)
+            )
+            logits, cost = self.engine.step(self.state, inputs)
+            self.tokens.append(self._pick(logits))
+            sync_device(self.device)
+            t_step = time.perf_counter() - t0
+        if prefill:
+            self.ttft, self.prefill_cost = t_step, cost
+        else:
+            self.decode_times.append(t_step)
+        self.total_flops += cost.flops
+        token = self.tokens[-1]
+        if token in self.eos_set:
+            self.stop_reason = "eos"
+        elif self.stop_strings and any(
+            s in self.tokenizer.decode(self.tokens[-8:]) for s in self.stop_strings
+        ):
+            self.stop_reason = "stop_string"
+        elif len(self.tokens) >= self.max_new_tokens:
+            self.stop_reason = "max_new_tokens"
+        self.elapsed += time.perf_counter() - t0
 
-    return GenerationResult(
-        tokens=tokens,
-        prompt_tokens=n_prompt,
-        ttft_s=ttft,
-        decode_step_s=decode_times,
-        total_s=total,
-        stop_reason=stop_reason,
-        computed_per_layer=state.prompt_computations_per_layer(n_prompt),
-        kv_tokens_per_layer=state.kv_tokens_per_layer(),
-        prefill_rows_per_layer=prefill_cost.rows_per_layer,
-        prefill_flops=prefill_cost.flops,
-        full_prefill_flops=engine.full_prefill_flops(n_prompt),
-        total_flops=total_flops,
-        first_logits=step_logits[0] if keep_logits else None,
-        step_logits=step_logits if keep_logits else None,
-        trace=state.trace,
-    )
+    def result(self) -> GenerationResult:
+        n_prompt, state = self.ids.numel(), self.state
+        return GenerationResult(
+            tokens=self.tokens,
+            prompt_tokens=n_prompt,
+            ttft_s=self.ttft,
+            decode_step_s=self.decode_times,
+            total_s=self.elapsed,
+            stop_reason=self.stop_reason or "unfinished",
+            computed_per_layer=state.prompt_computations_per_layer(n_prompt),
+            kv_tokens_per_layer=state.kv_tokens_per_layer(),
+            prefill_rows_per_layer=self.prefill_cost.rows_per_layer,
+            prefill_flops=self.prefill_cost.flops,
+            full_prefill_flops=self.engine.full_prefill_flops(n_prompt),
+            total_flops=self.total_flops,
+            first_logits=self.step_logits[0] if self.keep_logits else None,
+            step_logits=self.step_logits if self.keep_logits else None,
+            trace=state.trace,
+        )
+
+
+def generate(
+    engine: LazyEngine, prompt_ids: Sequence[int] | torch.Tensor, max_new_tokens: int, **options
+) -> GenerationResult:
+    """Greedy decoding to a stop (see Generation for the options and the stop rules)."""
+    generation = Generation(engine, prompt_ids, max_new_tokens, **options)
+    while not generation.done:
+        generation.advance()
+    return generation.result()

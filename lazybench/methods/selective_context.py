@@ -16,6 +16,7 @@ from typing import ClassVar
 
 import torch
 
+from lazybench.engine.generate import sync_device
 from lazybench.methods.base import GenerationRequest, Method, PreparedPrompt, register_method
 from lazybench.methods.token_drop import check_fraction, kept_count
 
@@ -25,11 +26,6 @@ _COMPRESSORS: dict[tuple[str, str], tuple] = {}  # (name, device) -> (model, tok
 
 def _device_of(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _is_model(model: torch.nn.Module, name: str) -> bool:
@@ -212,8 +208,8 @@ class SelectiveContext(Method):
         if self._lm is None:
             raise RuntimeError("selective_context needs setup(model, tokenizer) before prepare()")
         device = _device_of(self._lm)
-        _sync(device)
+        sync_device(device)
         t0 = time.perf_counter()
         keep = self.kept_positions(ids)
-        _sync(device)
+        sync_device(device)
         return PreparedPrompt(ids=[ids[p] for p in keep], seconds=time.perf_counter() - t0)
