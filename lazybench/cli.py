@@ -86,6 +86,7 @@ SUBCOMMANDS = {
     "lm-eval": ("lazybench.lm_eval_backend.__main__", "main"),  # lm-eval's CLI with our model registered
     "lengths": ("lazybench.tasks.lengths", "main"),  # prompt-length distribution per dataset
     "analyze": ("lazybench.analysis.cli", "main"),  # tables and plots from run folders
+    "rescore": ("lazybench.runner.rescore", "main"),  # re-score finished runs with the current metrics
 }
 
 

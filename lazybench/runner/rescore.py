@@ -1,0 +1,139 @@
+"""Re-score a finished run with the current metrics, without generating anything again.
+
+Metrics get fixed (this project's rouge-L once sat 3-12 points below LongBench's own scorer on
+summaries); the records keep every prediction and its gold answers, so a run, a sweep or a
+committed reference can be brought up to date in seconds instead of re-running the model. The
+previous records are kept beside the new ones, and the run's summaries and plot are rewritten.
+
+    lazybench rescore runs/smollm2-135m-smoke [more run folders...] [--data-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from lazybench.records import RECORDS_FILE, read_records
+from lazybench.runner.config import BASELINE
+
+BEFORE_FILE = "records.before-rescore.jsonl"
+
+
+@dataclass
+class RescoreOutcome:
+    run_dir: Path
+    records: int
+    changed: int
+    largest_change: float  # on the 0..1 score scale
+
+
+def _label_sets(records: list[dict], data_dir: str | None) -> dict[tuple[str, str], list[str]]:
+    """{(dataset, example id): all_classes} for the datasets whose metric needs the label set
+    (records do not store it): read back from the run's data."""
+    from lazybench.tasks import get_task, load_examples
+
+    needed = sorted({r["dataset"] for r in records if get_task(r["dataset"]).metric == "classification"})
+    classes = {}
+    for dataset in needed:
+        if not data_dir:
+            raise ValueError(
+                f"{dataset} is scored against its label set, which the records do not hold: "
+                "pass --data-dir (the folder of <dataset>.jsonl the run read)"
+            )
+        for example in load_examples(dataset, data_dir=data_dir):
+            classes[(dataset, example.id)] = example.all_classes
+    return classes
+
+
+def rescore_records(records: list[dict], data_dir: str | None) -> tuple[list[dict], int, float]:
+    """The records with `score` recomputed; also how many changed and the largest change."""
+    from lazybench.tasks import score_example
+
+    classes = _label_sets(records, data_dir)
+    out, changed, largest = [], 0, 0.0
+    for record in records:
+        key = (record["dataset"], record["example_id"])
+        if key not in classes and any(k[0] == record["dataset"] for k in classes):
+            raise ValueError(f"example {key[1]!r} of {key[0]} is not in {data_dir}: wrong --data-dir?")
+        score = score_example(record["dataset"], record["prediction"], record["answers"], classes.get(key))
+        delta = abs(score - record["score"])
+        changed += delta > 1e-12
+        largest = max(largest, delta)
+        out.append({**record, "score": score})
+    return out, changed, largest
+
+
+def _header(run_dir: Path, n_records: int, changed: int) -> list[str]:
+    """The existing summary's run description, with the record count and the rescoring noted."""
+    lines = []
+    summary_md = run_dir / "summary.md"
+    if summary_md.exists():
+        for line in summary_md.read_text(encoding="utf-8").splitlines()[1:]:
+            if line.startswith("- ") and not line.startswith(("- records:", "- rescored:")):
+                lines.append(line)
+            elif lines and not line.strip():
+                break
+    return lines + [
+        f"- records: {n_records}",
+        f"- rescored: with the current lazybench metrics ({changed} scores changed; "
+        f"previous records in {BEFORE_FILE})",
+    ]
+
+
+def rescore_run(run_dir: str | Path, data_dir: str | None = None) -> RescoreOutcome:
+    from lazybench.runner import summary as S
+
+    run_dir = Path(run_dir)
+    records_path = run_dir / RECORDS_FILE
+    if not records_path.exists():
+        raise FileNotFoundError(f"no {RECORDS_FILE} in {run_dir}: not a run folder")
+    loaded = read_records(records_path)
+    if not loaded.records:
+        raise ValueError(f"{records_path} holds no records")
+    run_info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
+    data_dir = data_dir or run_info.get("data_dir") or os.environ.get("LAZYBENCH_LONGBENCH_DIR")
+    records, changed, largest = rescore_records(loaded.records, data_dir)
+
+    before = run_dir / BEFORE_FILE
+    if not before.exists():  # keep the original scoring, not an intermediate one
+        before.write_bytes(records_path.read_bytes())
+    tmp = records_path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    os.replace(tmp, records_path)  # atomic: a crash leaves the old or the new file, never half
+
+    labels = [m["label"] for m in run_info.get("methods", [])]
+    labels = labels or list(dict.fromkeys(r["method_label"] for r in records))
+    summary = S.summarize(records, BASELINE, labels)
+    S.write_summary(summary, run_dir, _header(run_dir, len(records), changed))
+    png = run_dir / "speed_accuracy.png"
+    if png.exists():
+        S.plot_with_analysis(run_dir, png) or S.plot_speed_accuracy(summary, png, run_dir.name)
+    return RescoreOutcome(run_dir, len(records), changed, largest)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="lazybench rescore", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("run_dirs", nargs="+", type=Path, help="run folders (holding records.jsonl)")
+    parser.add_argument("--data-dir", default=None, help="LongBench rows, for trec's label set")
+    args = parser.parse_args(argv)
+    for run_dir in args.run_dirs:
+        try:
+            outcome = rescore_run(run_dir, args.data_dir)
+        except (FileNotFoundError, ValueError) as err:
+            print(f"lazybench rescore: {err}", file=sys.stderr)
+            return 2
+        print(
+            f"{run_dir}: {outcome.changed} of {outcome.records} scores changed "
+            f"(largest change {100 * outcome.largest_change:.2f} points); summaries rewritten"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

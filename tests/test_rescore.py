@@ -1,0 +1,84 @@
+"""`lazybench rescore`: a finished run re-scored with the current metrics, nothing regenerated."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lazybench.records import read_records
+from lazybench.runner.rescore import BEFORE_FILE, rescore_run
+from lazybench.tasks import score_example
+
+DEMO = Path(__file__).resolve().parents[1] / "results" / "reference" / "demo"
+
+
+@pytest.fixture
+def demo_copy(tmp_path) -> Path:
+    return Path(shutil.copytree(DEMO, tmp_path / "demo"))
+
+
+def scores(run_dir: Path) -> list[float]:
+    return [r["score"] for r in read_records(run_dir / "records.jsonl").records]
+
+
+def test_rescore_recomputes_every_score_and_keeps_the_old_file(demo_copy, longbench_dir):
+    original = (demo_copy / "records.jsonl").read_bytes()
+    records = read_records(demo_copy / "records.jsonl").records
+    # tamper with one score: rescoring must put the metric's value back
+    records[0]["score"] = 0.123
+    (demo_copy / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    outcome = rescore_run(demo_copy, str(longbench_dir))
+    assert outcome.records == len(records) and outcome.changed >= 1
+    rescored = read_records(demo_copy / "records.jsonl").records
+    assert [r["score"] for r in rescored] == [
+        score_example(r["dataset"], r["prediction"], r["answers"]) for r in rescored
+    ]
+    assert [{k: v for k, v in r.items() if k != "score"} for r in rescored] == [
+        {k: v for k, v in r.items() if k != "score"} for r in records
+    ]
+    assert (demo_copy / BEFORE_FILE).read_text() != original.decode()  # the tampered file was kept
+    summary = (demo_copy / "summary.md").read_text()
+    assert (
+        "- rescored:" in summary and "- model: `smollm2-135m`" in summary and summary.count("- records:") == 1
+    )
+    # idempotent: a second pass changes nothing and keeps the first "before" file
+    before = (demo_copy / BEFORE_FILE).read_bytes()
+    assert rescore_run(demo_copy, str(longbench_dir)).changed == 0
+    assert (demo_copy / BEFORE_FILE).read_bytes() == before
+
+
+def test_trec_needs_its_label_set(tmp_path, longbench_dir):
+    row = json.loads((longbench_dir / "trec.jsonl").read_text().splitlines()[0])
+    record = dict(json.loads((DEMO / "records.jsonl").read_text().splitlines()[0]))
+    record.update(dataset="trec", category="few_shot", example_id=row["_id"], answers=row["answers"])
+    record.update(prediction=row["answers"][0], score=0.0)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "records.jsonl").write_text(json.dumps(record) + "\n")
+    with pytest.raises(ValueError, match="label set"):
+        rescore_run(run, None)
+    assert rescore_run(run, str(longbench_dir)).changed == 1
+    assert scores(run) == [1.0]
+
+
+def test_cli_reports_and_rejects_a_non_run(demo_copy, tmp_path, longbench_dir):
+    proc = subprocess.run(
+        [sys.executable, "-m", "lazybench.cli", "rescore", str(demo_copy), "--data-dir", str(longbench_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "scores changed" in proc.stdout
+    proc = subprocess.run(
+        [sys.executable, "-m", "lazybench.cli", "rescore", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "not a run folder" in proc.stderr
