@@ -183,7 +183,9 @@ def test_first_line_cut_only_for_trec_triviaqa_samsum():
     trec_classes = ["Individual", "Date"]
     assert score_example("trec", "\n\nIndividual\nDate", ["Individual"], trec_classes) == 1.0
     assert score_example("trec", "Date\nIndividual", ["Individual"], trec_classes) == 0.0
-    assert score_example("samsum", "Emilia is angry.\nDialogue: more", ["Emilia is angry."]) == pytest.approx(1.0)
+    assert score_example("samsum", "Emilia is angry.\nDialogue: more", ["Emilia is angry."]) == pytest.approx(
+        1.0
+    )
 
 
 def test_score_example_errors():

@@ -75,10 +75,28 @@ def test_cli_reports_and_rejects_a_non_run(demo_copy, tmp_path, longbench_dir):
     )
     assert proc.returncode == 0, proc.stderr
     assert "scores changed" in proc.stdout
+    empty = tmp_path / "empty"
+    empty.mkdir()
     proc = subprocess.run(
-        [sys.executable, "-m", "lazybench.cli", "rescore", str(tmp_path)],
+        [sys.executable, "-m", "lazybench.cli", "rescore", str(empty)],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert proc.returncode == 2 and "not a run folder" in proc.stderr
+
+
+def test_a_sweep_folder_rescores_every_job_and_its_pareto_table(tmp_path, longbench_dir):
+    from lazybench.runner.rescore import main
+
+    sweep = Path(shutil.copytree(DEMO.parent / "schedule_search", tmp_path / "sweep"))
+    for job in ("0", "1", "2", "3"):
+        records = read_records(sweep / job / "records.jsonl").records
+        records[0]["score"] = 0.5
+        (sweep / job / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (sweep / "pareto_schedules.md").write_text("stale")
+    assert main([str(sweep), "--data-dir", str(longbench_dir)]) == 0
+    for job in ("0", "1", "2", "3"):
+        first = read_records(sweep / job / "records.jsonl").records[0]
+        assert first["score"] == score_example(first["dataset"], first["prediction"], first["answers"])
+    assert (sweep / "pareto_schedules.md").read_text().startswith("## Pareto set of")

@@ -5,7 +5,7 @@ summaries); the records keep every prediction and its gold answers, so a run, a 
 committed reference can be brought up to date in seconds instead of re-running the model. The
 previous records are kept beside the new ones, and the run's summaries and plot are rewritten.
 
-    lazybench rescore runs/smollm2-135m-smoke [more run folders...] [--data-dir DIR]
+    lazybench rescore runs/smollm2-135m-smoke runs/sweeps/<sweep> [--data-dir DIR]
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def rescore_records(records: list[dict], data_dir: str | None) -> tuple[list[dic
     return out, changed, largest
 
 
-def _header(run_dir: Path, n_records: int, changed: int) -> list[str]:
+def _header(run_dir: Path, n_records: int, differ: int) -> list[str]:
     """The existing summary's run description, with the record count and the rescoring noted."""
     lines = []
     summary_md = run_dir / "summary.md"
@@ -79,8 +79,8 @@ def _header(run_dir: Path, n_records: int, changed: int) -> list[str]:
                 break
     return lines + [
         f"- records: {n_records}",
-        f"- rescored: with the current lazybench metrics ({changed} scores changed; "
-        f"previous records in {BEFORE_FILE})",
+        f"- rescored: with the current lazybench metrics ({differ} scores differ from the "
+        f"original records, kept in {BEFORE_FILE})",
     ]
 
 
@@ -101,6 +101,8 @@ def rescore_run(run_dir: str | Path, data_dir: str | None = None) -> RescoreOutc
     before = run_dir / BEFORE_FILE
     if not before.exists():  # keep the original scoring, not an intermediate one
         before.write_bytes(records_path.read_bytes())
+    original = [r["score"] for r in read_records(before).records]
+    differ = sum(abs(a - r["score"]) > 1e-12 for a, r in zip(original, records))
     tmp = records_path.with_suffix(".jsonl.tmp")
     tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
     os.replace(tmp, records_path)  # atomic: a crash leaves the old or the new file, never half
@@ -108,30 +110,44 @@ def rescore_run(run_dir: str | Path, data_dir: str | None = None) -> RescoreOutc
     labels = [m["label"] for m in run_info.get("methods", [])]
     labels = labels or list(dict.fromkeys(r["method_label"] for r in records))
     summary = S.summarize(records, BASELINE, labels)
-    S.write_summary(summary, run_dir, _header(run_dir, len(records), changed))
+    S.write_summary(summary, run_dir, _header(run_dir, len(records), differ))
     png = run_dir / "speed_accuracy.png"
     if png.exists():
         S.plot_with_analysis(run_dir, png) or S.plot_speed_accuracy(summary, png, run_dir.name)
     return RescoreOutcome(run_dir, len(records), changed, largest)
 
 
+def rescore_sweep(sweep_dir: Path) -> None:
+    """A schedule search's Pareto table is computed from its jobs' scores: recompute it."""
+    from lazybench.runner.search import PARETO_FILE, pareto_table, write_pareto
+
+    if (sweep_dir / f"{PARETO_FILE}.csv").exists():
+        write_pareto(sweep_dir, pareto_table(sweep_dir))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="lazybench rescore", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("run_dirs", nargs="+", type=Path, help="run folders (holding records.jsonl)")
+    parser.add_argument("dirs", nargs="+", type=Path, help="run folders, or sweep folders holding runs")
     parser.add_argument("--data-dir", default=None, help="LongBench rows, for trec's label set")
     args = parser.parse_args(argv)
-    for run_dir in args.run_dirs:
-        try:
-            outcome = rescore_run(run_dir, args.data_dir)
-        except (FileNotFoundError, ValueError) as err:
-            print(f"lazybench rescore: {err}", file=sys.stderr)
+    for folder in args.dirs:
+        run_dirs = sorted({p.parent for p in folder.rglob(RECORDS_FILE)}) if folder.is_dir() else []
+        if not run_dirs:
+            print(f"lazybench rescore: no {RECORDS_FILE} under {folder}: not a run folder", file=sys.stderr)
             return 2
-        print(
-            f"{run_dir}: {outcome.changed} of {outcome.records} scores changed "
-            f"(largest change {100 * outcome.largest_change:.2f} points); summaries rewritten"
-        )
+        for run_dir in run_dirs:
+            try:
+                outcome = rescore_run(run_dir, args.data_dir)
+            except (FileNotFoundError, ValueError) as err:
+                print(f"lazybench rescore: {err}", file=sys.stderr)
+                return 2
+            print(
+                f"{run_dir}: {outcome.changed} of {outcome.records} scores changed "
+                f"(largest change {100 * outcome.largest_change:.2f} points); summaries rewritten"
+            )
+        rescore_sweep(folder)
     return 0
 
 
