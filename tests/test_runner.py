@@ -266,6 +266,52 @@ def test_unknown_config_names_fail_at_composition(override):
         compose_cfg([override])
 
 
+def test_resume_with_other_data_is_refused(tiny, tmp_path, longbench_dir):
+    """Same config, different rows under it (data_dir changed): refuse rather than merge two row sets."""
+    first, second = tmp_path / "data_a", tmp_path / "data_b"
+    first.mkdir()
+    second.mkdir()
+    lines = (longbench_dir / "triviaqa.jsonl").read_text().splitlines()
+    (first / "triviaqa.jsonl").write_text(lines[0] + "\n")
+    other = json.loads(lines[0])
+    other["_id"] = "another-" + str(other.get("_id"))
+    (second / "triviaqa.jsonl").write_text(json.dumps(other) + "\n")
+    overrides = [*tiny, "suite.datasets=[triviaqa]", "suite.limit=1"]
+    run_module.run(compose_cfg([*overrides, f"data_dir={first}"]), tmp_path / "run")
+    with pytest.raises(RunConfigError, match="data source changed"):
+        run_module.run(compose_cfg([*overrides, f"data_dir={second}"]), tmp_path / "run")
+    assert len(read_records(tmp_path / "run" / "records.jsonl").records) == 2  # nothing lost or added
+
+
+def test_resume_on_another_device_is_refused(tiny, tmp_path):
+    """A resumed row's baseline was timed in the earlier session: other hardware would skew speedups."""
+    overrides = [*tiny, "suite.datasets=[triviaqa]", "suite.limit=1"]
+    run_module.run(compose_cfg(overrides), tmp_path / "run")
+    path = tmp_path / "run" / "records.jsonl"
+    records = read_records(path).records
+    records[0]["device"] = "cuda (NVIDIA H100 80GB HBM3)"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    with pytest.raises(RunConfigError, match="timed on cuda"):
+        run_module.run(compose_cfg(overrides), tmp_path / "run")
+
+
+def test_data_dir_hub_never_reads_the_local_folder(monkeypatch, longbench_dir):
+    from lazybench.tasks import data as data_module
+
+    monkeypatch.setenv("LAZYBENCH_LONGBENCH_DIR", str(longbench_dir))
+    asked = []
+
+    def hub_rows(dataset):
+        asked.append(dataset)
+        raise data_module.DataNotFoundError("offline")
+
+    monkeypatch.setattr(data_module, "_hub_rows", hub_rows)
+    with pytest.raises(data_module.DataNotFoundError):
+        data_module.load_examples("trec", data_dir="hub")
+    assert asked == ["trec"]
+    assert data_module.load_examples("trec", limit=1)  # unset: the environment's folder
+
+
 def test_run_dir_of_another_run_is_not_resumed(tiny, tmp_path):
     run_module.run(compose_cfg([*tiny, "suite.datasets=[triviaqa]", "suite.limit=1"]), tmp_path / "run")
     with pytest.raises(RunConfigError, match="suite.limit: 1 -> 2"):
@@ -275,3 +321,16 @@ def test_run_dir_of_another_run_is_not_resumed(tiny, tmp_path):
             compose_cfg([*tiny, "suite.datasets=[triviaqa]", "suite.limit=1", "resume=false"]),
             tmp_path / "run",
         )
+
+
+def test_two_processes_cannot_run_in_one_directory(tiny, tmp_path):
+    import fcntl
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    with open(run_dir / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another process's lock, as flock sees it
+        with pytest.raises(RunConfigError, match="another lazybench process"):
+            run_module.run(compose_cfg([*tiny, "suite.datasets=[triviaqa]", "suite.limit=1"]), run_dir)
+    assert not (run_dir / "records.jsonl").exists()
+    run_module.run(compose_cfg([*tiny, "suite.datasets=[triviaqa]", "suite.limit=1"]), run_dir)  # released

@@ -24,6 +24,7 @@ import platform
 import signal
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import fmean
@@ -176,6 +177,7 @@ def _eos_ids(tokenizer, config, spec) -> tuple[int, ...]:
 
 def _build_rows(cfg: DictConfig, suite, data_dir, tokenizer, context_limit, chat_style) -> list[Row]:
     from lazybench.tasks import (
+        HUB,
         DataFormatError,
         DataNotFoundError,
         PromptTooLongError,
@@ -189,7 +191,7 @@ def _build_rows(cfg: DictConfig, suite, data_dir, tokenizer, context_limit, chat
     rows: list[Row] = []
     for task in suite.tasks():
         try:
-            examples = suite.examples(task.name, data_dir=data_dir)
+            examples = suite.examples(task.name, data_dir=HUB if data_dir is None else data_dir)
         except (DataNotFoundError, DataFormatError) as err:
             raise RunConfigError(f"dataset {task.name!r}: {err}") from None
         settings = generation_settings(task, tokenizer, suite.max_new_tokens_cap)
@@ -365,14 +367,11 @@ class _Generator:
     """Runs one method on one row, turning the result into a record."""
 
     def __init__(self, plan: RunPlan, model) -> None:
-        import torch
 
         self.plan = plan
         self.model = model
         self.versions = versions()
-        self.device = plan.device
-        if plan.device.startswith("cuda"):
-            self.device = f"{plan.device} ({torch.cuda.get_device_name(model.device)})"
+        self.device = device_label(plan.device)
         self.seed = int(plan.cfg.seed)
 
     def generate(self, entry: MethodEntry, row: Row, repeat: int, keep_logits: bool):
@@ -465,9 +464,42 @@ def _objective(plan: RunPlan, summary) -> Any:
     return values[0] if len(values) == 1 else values
 
 
+def device_label(device: str) -> str:
+    """What a record says it was timed on: the device kind, and the GPU's name on CUDA."""
+    import torch
+
+    if device.startswith("cuda"):
+        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    return device
+
+
+@contextmanager
+def _exclusive(run_dir: Path):
+    """One lazybench process per run directory: two would both run the pending units and append
+    duplicates. An advisory lock on run_dir/.lock, released when the process ends, however it ends."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): run unguarded
+        yield
+        return
+    with open(run_dir / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise RunConfigError(
+                f"another lazybench process is running in {run_dir}; wait for it, or use another name="
+            ) from None
+        yield
+
+
 def execute(plan: RunPlan) -> RunOutcome:
     """Run what is pending, record it, write the summaries; returns what was done."""
     plan.run_dir.mkdir(parents=True, exist_ok=True)
+    with _exclusive(plan.run_dir):
+        return _execute(plan)
+
+
+def _execute(plan: RunPlan) -> RunOutcome:
     records_path = plan.run_dir / RECORDS_FILE
     dropped = truncate_partial_tail(records_path)
     if dropped:
@@ -475,6 +507,20 @@ def execute(plan: RunPlan) -> RunOutcome:
         log.warning(msg)
         print(f"lazybench: {msg}", file=sys.stderr)
     existing = read_records(records_path).records
+    foreign = sorted({r["example_id"] for r in existing} - {row.id for row in plan.rows})
+    if foreign:  # the config is the same, so the data under it changed: do not merge two row sets
+        raise RunConfigError(
+            f"{plan.run_dir} holds records of {len(foreign)} rows this run does not have (e.g. "
+            f"{foreign[0]!r}): its data source changed (now {plan.data_dir or 'hub'}). Resume it with the "
+            "data_dir it was made with, or use another name= (or output_dir=)."
+        )
+    here = device_label(plan.device)
+    devices = sorted({r.get("device", here) for r in existing} - {here})
+    if devices:  # speedups pair a row's methods across sessions: their clocks must be the same kind
+        raise RunConfigError(
+            f"{plan.run_dir} holds records timed on {', '.join(devices)}; this session runs on {here}. "
+            "Resume it there (model.device=...), or use another name= (or output_dir=)."
+        )
     done: dict[tuple[str, str, int], dict] = {
         (r["example_id"], r["method_label"], r["repeat"]): r for r in existing
     }

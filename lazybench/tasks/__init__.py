@@ -15,7 +15,7 @@ Typical use by a runner::
 Probes (passkey, needle) are tasks too; their rows come from `make_probe_examples`.
 """
 
-from lazybench.tasks.data import DATA_DIR_ENV, Example, load_examples, read_jsonl, select_examples
+from lazybench.tasks.data import DATA_DIR_ENV, HUB, Example, load_examples, read_jsonl, select_examples
 from lazybench.tasks.errors import (
     DataFormatError,
     DataNotFoundError,
@@ -64,6 +64,7 @@ __all__ = [
     "CATEGORIES",
     "CHAT_STYLES",
     "DATA_DIR_ENV",
+    "HUB",
     "METRICS",
     "PAPER_DATASETS",
     "PROBE_TASKS",

@@ -35,6 +35,7 @@ from lazybench.tasks.registry import get_task
 
 #: Environment variable naming a folder of LongBench ``<dataset>.jsonl`` files.
 DATA_DIR_ENV = "LAZYBENCH_LONGBENCH_DIR"
+HUB = "hub"  # data_dir value that means THUDM/LongBench on the hub, never a local folder
 HUB_DATASET = "THUDM/LongBench"
 HUB_MIRROR = "Xnhyacinth/LongBench"
 
@@ -183,6 +184,8 @@ def _hub_rows(dataset: str) -> tuple[str, Iterable[Mapping[str, Any]]]:
 
 
 def _resolve_dir(data_dir: str | Path | None) -> Path | None:
+    if data_dir == HUB:  # asked for the hub: a local folder in the environment must not stand in
+        return None
     if data_dir is not None:
         return Path(data_dir)
     env = os.environ.get(DATA_DIR_ENV)
@@ -216,7 +219,7 @@ def load_examples(
     Args:
         dataset: one of the 16 English datasets.
         data_dir: folder of ``<dataset>.jsonl``; defaults to ``$LAZYBENCH_LONGBENCH_DIR``; when
-            neither is set the hub is tried.
+            neither is set the hub is tried. ``"hub"`` asks for the hub whatever the environment says.
         limit: keep at most this many rows (None: all).
         seed: None keeps the first rows; an int picks a seeded, id-hashed subset.
 
