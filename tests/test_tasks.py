@@ -356,14 +356,14 @@ def test_short_prompt_is_not_truncated(tok):
     expected = task.template.format(context=ex.context, input=ex.input)
     assert prompt.text == expected and not prompt.truncated and not prompt.chat_applied
     assert prompt.input_ids == tok(expected).input_ids  # pred.py: default special tokens
-    assert prompt.n_tokens_before_truncation == len(tok(expected, add_special_tokens=False).input_ids)
+    assert prompt.n_tokens_before_truncation == len(tok(expected).input_ids)
 
 
 def test_middle_truncation_keeps_head_and_tail(tok, longbench_dir):
     task = get_task("narrativeqa")
     ex = load_examples("narrativeqa", data_dir=longbench_dir, limit=1)[0]
     full = task.template.format(context=ex.context, input=ex.input)
-    ids = tok(full, add_special_tokens=False).input_ids
+    ids = tok(full).input_ids  # pred.py: default special tokens
     assert len(ids) > 1000
     prompt = build_prompt(task, ex, tok, 1001, "none")  # odd: half = int(1001 / 2) = 500
     assert prompt.truncated and prompt.n_tokens_before_truncation == len(ids)
@@ -374,6 +374,27 @@ def test_middle_truncation_keeps_head_and_tail(tok, longbench_dir):
     assert prompt.text.endswith(f"Question: {ex.input}\n\nAnswer:")
     assert abs(len(prompt.input_ids) - 1000) <= 5  # re-tokenisation may merge at the seam
     assert ex.context[len(ex.context) // 2 : len(ex.context) // 2 + 200] not in prompt.text
+
+
+class BosCharTokenizer:
+    """Characters as ids, with a BOS (id 1) added by default, as a Llama tokenizer does."""
+
+    def __call__(self, text, add_special_tokens=True, verbose=True):
+        return {"input_ids": ([1] if add_special_tokens else []) + [ord(c) for c in text]}
+
+    def decode(self, ids, skip_special_tokens=False):
+        return "".join(chr(i) for i in ids if not (skip_special_tokens and i == 1))
+
+
+def test_truncation_counts_the_bos_as_pred_py_does():
+    """pred.py measures and cuts the prompt as tokenized with BOS: the BOS takes one head slot."""
+    task = get_task("trec")  # no chat wrapper
+    ex = small_example("trec")
+    full = task.template.format(context=ex.context, input=ex.input)
+    prompt = build_prompt(task, ex, BosCharTokenizer(), 10, "none")
+    assert prompt.n_tokens_before_truncation == len(full) + 1
+    assert prompt.text == full[:4] + full[-5:]  # head: BOS + 4 characters; tail: 5
+    assert prompt.input_ids == [1] + [ord(c) for c in prompt.text]
 
 
 def test_truncation_disabled_and_context_limit(tok, longbench_dir):

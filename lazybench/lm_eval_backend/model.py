@@ -391,7 +391,8 @@ class LazyLLMLM(LM):
                     f"prompt of {len(ids)} tokens is over max_length={self.max_length} and truncate=false"
                 )
             text = middle_truncate(self.tokenizer, ids, self.max_length)
-            ids = list(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+            # the same special tokens as an uncut prompt gets (the cut's decode dropped the BOS)
+            ids = list(self.tokenizer(text, verbose=False)["input_ids"])
             truncated = True
         return dict(
             task=None, ids=ids, n_before=n_before, truncated=truncated, max_new=max_new,

@@ -5,11 +5,10 @@ The order matters and is the protocol's: (1) fill the template, (2) middle-trunc
 Truncating *before* wrapping keeps the instructions at both ends of the template, which is why
 LongBench cuts the middle rather than the left.
 
-One detail differs from ``pred.py`` on purpose: the length compared with ``max_length`` is that of
-the prompt tokenized *without* special tokens (``pred.py`` counts the BOS a Llama tokenizer adds),
-so for BOS-adding tokenizers our head keeps one more content token. The cut itself is the
-official one: ``half = int(max_length / 2)``; ``decode(ids[:half]) + decode(ids[-half:])``, both
-with ``skip_special_tokens=True``, and the text is re-tokenized afterwards.
+The length compared with ``max_length`` is that of the prompt tokenized with the tokenizer's
+default special tokens, as ``pred.py`` does (so a Llama tokenizer's BOS counts and takes one of the
+head's slots); the cut is ``half = int(max_length / 2)``; ``decode(ids[:half]) + decode(ids[-half:])``,
+both with ``skip_special_tokens=True``, and the text is re-tokenized afterwards.
 """
 
 from __future__ import annotations
@@ -139,7 +138,7 @@ def build_prompt(
     if chat_style not in CHAT_STYLES:
         raise ValueError(f"unknown chat_style {chat_style!r}; expected one of {', '.join(CHAT_STYLES)}")
     text = task.fill(example.context, example.input)
-    ids = _encode(tokenizer, text, special=False)
+    ids = _encode(tokenizer, text, special=True)  # pred.py's count and cut include a BOS
     n_before = len(ids)
     truncated = False
     if max_length is not None and n_before > max_length:
