@@ -137,12 +137,11 @@ class Generation:
     def done(self) -> bool:
         return self.stop_reason is not None
 
-    def _pick(self, logits: torch.Tensor) -> int:
+    def _pick(self, logits: torch.Tensor) -> tuple[int, torch.Tensor]:
+        """The greedy token, and the logits it was picked from (EOS masked while suppressed)."""
         if len(self.tokens) < self.min_new_tokens and self.eos.numel():
             logits = logits.index_fill(0, self.eos, -torch.inf)
-        if self.keep_logits:
-            self.step_logits.append(logits.cpu())
-        return int(torch.argmax(logits))
+        return int(torch.argmax(logits)), logits
 
     def advance(self) -> None:
         """Prefill (the first call) or one decode step, then the stop checks; all of it counts in
@@ -157,7 +156,8 @@ class Generation:
                 self.ids.to(self.device) if prefill else torch.tensor([self.tokens[-1]], device=self.device)
             )
             logits, cost = self.engine.step(self.state, inputs)
-            self.tokens.append(self._pick(logits))
+            token, logits = self._pick(logits)
+            self.tokens.append(token)
             sync_device(self.device)
             t_step = time.perf_counter() - t0
         if prefill:
@@ -165,7 +165,6 @@ class Generation:
         else:
             self.decode_times.append(t_step)
         self.total_flops += cost.flops
-        token = self.tokens[-1]
         if token in self.eos_set:
             self.stop_reason = "eos"
         elif self.stop_strings and any(
@@ -175,6 +174,8 @@ class Generation:
         elif len(self.tokens) >= self.max_new_tokens:
             self.stop_reason = "max_new_tokens"
         self.elapsed += time.perf_counter() - t0
+        if self.keep_logits:  # copied off the device outside every clock: fidelity costs no time
+            self.step_logits.append(logits.cpu())
 
     def result(self) -> GenerationResult:
         n_prompt, state = self.ids.numel(), self.state
