@@ -52,7 +52,8 @@ def test_rescore_recomputes_every_score_and_keeps_the_old_file(demo_copy, longbe
     assert (demo_copy / BEFORE_FILE).read_bytes() == before
 
 
-def test_trec_needs_its_label_set(tmp_path, longbench_dir):
+def test_trec_needs_its_label_set(tmp_path, longbench_dir, monkeypatch):
+    monkeypatch.delenv("LAZYBENCH_LONGBENCH_DIR", raising=False)  # no folder to fall back on
     row = json.loads((longbench_dir / "trec.jsonl").read_text().splitlines()[0])
     record = dict(json.loads((DEMO / "records.jsonl").read_text().splitlines()[0]))
     record.update(dataset="trec", category="few_shot", example_id=row["_id"], answers=row["answers"])
