@@ -13,6 +13,8 @@ from lazybench.engine.attention import last_query_scores
 
 NUM_LAYERS = 8
 MODEL = tiny_model("llama", num_layers=NUM_LAYERS)
+# sliding-window layers mixed with full ones: masks and masked reads must hold the invariants too
+SLIDING = tiny_model("gemma3", num_layers=NUM_LAYERS, sliding_window=8)
 
 
 @st.composite
@@ -25,9 +27,11 @@ def schedules(draw) -> Schedule:
     return Schedule(boundaries=tuple(layers), keep=tuple(keeps), unit="layer")
 
 
-def run(schedule: Schedule, prompt_len: int, new_tokens: int, seed: int, policy_cls=LazyLLMPolicy):
+def run(
+    schedule: Schedule, prompt_len: int, new_tokens: int, seed: int, policy_cls=LazyLLMPolicy, model=MODEL
+):
     ids = torch.randint(3, 256, (prompt_len,), generator=torch.Generator().manual_seed(seed))
-    engine = LazyEngine(MODEL, policy_cls(schedule))
+    engine = LazyEngine(model, policy_cls(schedule))
     captured = {}
     original_new_state = engine.new_state
 
@@ -40,12 +44,13 @@ def run(schedule: Schedule, prompt_len: int, new_tokens: int, seed: int, policy_
     return engine, captured["state"], result
 
 
+@pytest.mark.parametrize("model", [MODEL, SLIDING], ids=["llama", "gemma3-sliding"])
 @settings(suppress_health_check=[HealthCheck.too_slow])
 @given(
     schedule=schedules(), prompt_len=st.integers(2, 48), new_tokens=st.integers(1, 8), seed=st.integers(0, 99)
 )
-def test_lazyllm_invariants(schedule: Schedule, prompt_len: int, new_tokens: int, seed: int) -> None:
-    engine, state, result = run(schedule, prompt_len, new_tokens, seed)
+def test_lazyllm_invariants(model, schedule: Schedule, prompt_len: int, new_tokens: int, seed: int) -> None:
+    engine, state, result = run(schedule, prompt_len, new_tokens, seed, model=model)
     length = state.length
     # each token is computed at most once in every layer over the whole generation
     assert int(state.compute_count.max()) <= 1
