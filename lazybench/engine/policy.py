@@ -41,7 +41,12 @@ class Selection:
 
     @property
     def n_keep(self) -> int:
-        """The kept count is a fraction of the whole context (not of the stage's input), at least 1."""
+        """The kept count is a fraction of the whole context (not of the stage's input), at least 1.
+
+        In prefill the context is the prompt, so "keep 40%" keeps 40% of the prompt, as the
+        schedule says. In decoding it is the prompt plus the tokens generated so far: the paper
+        prunes by a percentile of the tokens present, and the generated ones are candidates too.
+        """
         return min(self.candidates.numel(), max(1, math.ceil(self.keep_fraction * self.context_len - 1e-9)))
 
 
