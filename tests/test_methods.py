@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from tiny_models import tiny_model
 
-from lazybench.engine import LazyEngine, generate
+from lazybench.engine import LazyEngine, TokenPolicy, generate
 from lazybench.methods import GenerationRequest, build_method, list_methods
 from lazybench.methods.gemfilter import GemFilterPolicy
 from lazybench.methods.kv_selection import H2OPolicy
@@ -461,3 +461,31 @@ def test_rival_runs_on_the_offline_model(smollm2, name: str) -> None:
     else:
         assert result.pruned and result.pct_prompt_computed < 100.0
     assert len(result.computed_per_layer) == layers
+
+
+# --- scoring work counts in FLOPs ----------------------------------------------------------------
+def test_scoring_passes_count_in_prefill_flops() -> None:
+    """Attention-derived scores are computed beside attention; their q.k work belongs in the FLOPs."""
+    from lazybench.engine.adapter import ModelParts
+    from lazybench.engine.policy import score_flops
+    from lazybench.methods.kv_selection import full_attention_layers
+    from lazybench.methods.selective_context import causal_lm_flops
+
+    parts = ModelParts.from_model(LLAMA)
+    n, full = 48, baseline("llama").full_prefill_flops
+    scored = len(full_attention_layers(parts))
+    # H2O accumulates attention mass over every query row and key at every full-attention layer
+    h2o = run("h2o", SMALL_BUDGET["h2o"])
+    assert h2o.prefill_flops == pytest.approx(full + scored * score_flops(n, n, parts))
+    # SnapKV scores the prefix with its observation window's rows
+    snap = run("snapkv", SMALL_BUDGET["snapkv"])
+    assert snap.prefill_flops == pytest.approx(full + scored * score_flops(8, n, parts))
+    # LazyLLM: the last query's row at each of its three score layers
+    keep_all = run("lazyllm", {"schedule": {"boundaries": [0.3, 0.6, 0.9], "keep": [1.0, 1.0, 1.0]}})
+    assert keep_all.prefill_flops == pytest.approx(full + 3 * score_flops(1, n, parts))
+    # Selective Context: the compressor's forward (here the target itself, logits at every position)
+    sc = run("selective_context", SMALL_BUDGET["selective_context"])
+    assert sc.prompt_rewrite_flops == pytest.approx(causal_lm_flops(LLAMA, n))
+    target_part = LazyEngine(LLAMA, TokenPolicy()).full_prefill_flops(sc.prompt_tokens)
+    assert sc.prefill_flops == pytest.approx(sc.prompt_rewrite_flops + target_part)
+    assert sc.prefill_flop_fraction > 1.0  # a full forward to score, then the shortened prompt

@@ -21,7 +21,7 @@ import torch
 
 from lazybench.engine.adapter import ModelParts
 from lazybench.engine.attention import SCORES_KWARG, ScoreSink, scoring_attention
-from lazybench.engine.policy import LazyLLMPolicy, Selection, TokenPolicy
+from lazybench.engine.policy import LazyLLMPolicy, Selection, TokenPolicy, score_flops
 from lazybench.engine.state import StageTrace, TokenState
 
 
@@ -272,6 +272,15 @@ class LazyEngine:
             n_head = 0 if head_rows is None else sum(head_rows[layer] >= 0 for layer in range(start, end))
             flops += (end - start - n_head) * self._layer_cost(n_rows, pairs)
             flops += n_head * self._layer_cost(n_rows, n_rows * state.head_len)
+            # the importance scores computed beside attention are work too
+            n_keys = context_len if member is not None else (n_rows if self_attending else active.numel())
+            if score_layer >= 0:
+                flops += score_flops(1, n_keys, parts)
+            if layer_sink is not None:
+                for layer in range(start, end):
+                    if layer in layer_sink.layers:
+                        per_head = head_rows is not None and head_rows[layer] >= 0
+                        flops += layer_sink.flops(n_rows, state.head_len if per_head else n_keys, parts)
             for layer in range(start, end):
                 rows_per_layer[layer] = n_rows
             if state.trace is not None:

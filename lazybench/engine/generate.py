@@ -32,6 +32,9 @@ class GenerationResult:
     total_flops: float
     original_prompt_tokens: int | None = None  # before a method rewrote the prompt (token drop, compression)
     prompt_rewrite_s: float = 0.0  # time spent rewriting the prompt, already included in ttft_s and total_s
+    prompt_rewrite_flops: float = (
+        0.0  # FLOPs of rewriting it (a compressor's forward), in prefill/total FLOPs
+    )
     first_logits: torch.Tensor | None = field(default=None, repr=False)
     step_logits: list[torch.Tensor] | None = field(default=None, repr=False)
     trace: list | None = field(default=None, repr=False)
@@ -63,15 +66,21 @@ class GenerationResult:
         """Whether any prompt token was skipped at any layer during prefill: the run really pruned."""
         return min(self.prefill_rows_per_layer) < (self.original_prompt_tokens or self.prompt_tokens)
 
-    def with_prompt_rewrite(self, original_tokens: int, seconds: float, full_prefill_flops: float):
+    def with_prompt_rewrite(
+        self, original_tokens: int, seconds: float, full_prefill_flops: float, flops: float = 0.0
+    ):
         """Account for a method that shortened the prompt before the model: its time counts in TTFT
-        (as the paper counts Selective Context's compressor) and ratios refer to the original prompt."""
+        (as the paper counts Selective Context's compressor), its FLOPs in the prefill's, and ratios
+        refer to the original prompt."""
         return replace(
             self,
             original_prompt_tokens=original_tokens,
             prompt_rewrite_s=seconds,
+            prompt_rewrite_flops=flops,
             ttft_s=self.ttft_s + seconds,
             total_s=self.total_s + seconds,
+            prefill_flops=self.prefill_flops + flops,
+            total_flops=self.total_flops + flops,
             full_prefill_flops=full_prefill_flops,
         )
 

@@ -77,11 +77,18 @@ class TokenPolicy:
         """Once per step, after the last layer (inside the step's timing): e.g. select the KV to keep."""
 
 
+def score_flops(n_queries: int, n_keys: int, parts) -> float:
+    """FLOPs of attention logits for n_queries rows over n_keys keys in one layer (q . k for every
+    query head), the dominant cost of any attention-derived importance score."""
+    return 2.0 * n_queries * n_keys * parts.num_heads * parts.head_dim
+
+
 class LayerScores(dict):
     """{layer: score} filled by the attention wrapper at `layers`; subclasses define `score`.
 
     `score(module, query, key, scaling, softcap)` sees the layer's rotated query [1, q_heads, n_q, d]
     and the keys it attends to [1, kv_heads, n_k, d]; the default is LazyLLM's last-query head mean.
+    `flops` is what one layer's scoring costs, so the engine can count it with the step's work.
     """
 
     def __init__(self, layers: Iterable[int]) -> None:
@@ -90,6 +97,9 @@ class LayerScores(dict):
 
     def score(self, module, query: torch.Tensor, key: torch.Tensor, scaling: float, softcap: float | None):
         return last_query_scores(module, query, key, scaling, softcap)
+
+    def flops(self, n_queries: int, n_keys: int, parts) -> float:
+        return score_flops(1, n_keys, parts)
 
 
 def grouped_logits(

@@ -26,10 +26,12 @@ class UnknownMethodError(KeyError):
 
 @dataclass
 class PreparedPrompt:
-    """The ids the model will see, and the wall time spent producing them (counted in TTFT)."""
+    """The ids the model will see, and the wall time and FLOPs spent producing them (counted in
+    TTFT and in the prefill's FLOPs)."""
 
     ids: list[int]
     seconds: float = 0.0
+    flops: float = 0.0
 
 
 @dataclass
@@ -100,7 +102,10 @@ class Method:
         result = self.generate(engine, prepared.ids, request)
         if len(prepared.ids) != len(request.prompt_ids) or prep_s > 0.0:
             result = result.with_prompt_rewrite(
-                len(request.prompt_ids), prep_s, engine.full_prefill_flops(len(request.prompt_ids))
+                len(request.prompt_ids),
+                prep_s,
+                engine.full_prefill_flops(len(request.prompt_ids)),
+                prepared.flops,
             )
         return result
 

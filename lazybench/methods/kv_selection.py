@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from lazybench.engine import TokenPolicy
-from lazybench.engine.policy import LayerScores, full_attention_layers, grouped_logits
+from lazybench.engine.policy import LayerScores, full_attention_layers, grouped_logits, score_flops
 from lazybench.methods.base import Method, register_method
 from lazybench.methods.token_drop import check_fraction, kept_count
 
@@ -118,6 +118,9 @@ class SnapKVScores(LayerScores):
             votes = pool(votes[:, None], self.kernel, stride=1, padding=self.kernel // 2)[:, 0, : n - w]
         top = votes.topk(self.budget - w, dim=-1).indices.sort(dim=-1).values
         return torch.cat([top, q_pos[None].expand(top.shape[0], -1)], dim=-1)
+
+    def flops(self, n_queries, n_keys, parts):
+        return score_flops(min(self.window, n_queries), n_keys, parts)  # the observation window's rows
 
 
 class SnapKVPolicy(TokenPolicy):
@@ -212,6 +215,9 @@ class AttentionMassScores(LayerScores):
             logits.masked_fill_(k_pos[None, :] > q_pos[:, None], -math.inf)
             total += torch.softmax(logits, dim=-1).sum(dim=(1, 2))
         return total
+
+    def flops(self, n_queries, n_keys, parts):
+        return score_flops(n_queries, n_keys, parts)  # every query row against every key, masked after
 
 
 class H2OPolicy(TokenPolicy):

@@ -28,6 +28,19 @@ def _device_of(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+def causal_lm_flops(lm: torch.nn.Module, n_tokens: int) -> float:
+    """Dense FLOPs of one causal-LM forward over n_tokens with logits at every position (a
+    compressor scores every token): the engine's per-layer model plus the full-width lm_head."""
+    config = getattr(lm.config, "text_config", None) or lm.config
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    layers = lm.model.layers
+    per_layer = sum(p.numel() for p in layers[0].parameters())
+    attention = 4.0 * n_tokens * (n_tokens + 1) / 2 * heads * head_dim
+    lm_head = 2.0 * n_tokens * config.hidden_size * config.vocab_size
+    return len(layers) * (2.0 * n_tokens * per_layer + attention) + lm_head
+
+
 def _is_model(model: torch.nn.Module, name: str) -> bool:
     """Whether `model` was loaded from `name` (a hub id, a folder, or the built-in model)."""
     from lazybench.models import BUILTIN_SMOLLM2, cache_dir
@@ -111,6 +124,7 @@ class SelectiveContext(Method):
             raise ValueError("need keep_last >= 0 and context >= 2")
         self._lm = self._lm_tokenizer = self._tokenizer = None
         self._same_vocab = False
+        self._compressor_flops = 0.0  # of the prompt being prepared
         self._special: set[int] = set()
 
     def label(self) -> str:
@@ -154,6 +168,7 @@ class SelectiveContext(Method):
             inputs = ([bos] if bos is not None else []) + chunk
             x = torch.tensor([inputs], device=device)
             logits = lm(input_ids=x, use_cache=False).logits[0].float()
+            self._compressor_flops += causal_lm_flops(lm, len(inputs))
             logp = torch.log_softmax(logits[:-1], dim=-1)
             info = -logp.gather(1, x[0, 1:, None])[:, 0].cpu()
             if bos is None:  # the chunk's first token has no context: never drop it for that
@@ -210,6 +225,8 @@ class SelectiveContext(Method):
         device = _device_of(self._lm)
         sync_device(device)
         t0 = time.perf_counter()
+        self._compressor_flops = 0.0
         keep = self.kept_positions(ids)
         sync_device(device)
-        return PreparedPrompt(ids=[ids[p] for p in keep], seconds=time.perf_counter() - t0)
+        seconds = time.perf_counter() - t0
+        return PreparedPrompt(ids=[ids[p] for p in keep], seconds=seconds, flops=self._compressor_flops)

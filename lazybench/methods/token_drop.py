@@ -2,6 +2,10 @@
 
 The prompt is shortened before the model sees it, in the manner of Random-LTD (Yao et al. 2022,
 arXiv 2211.11586), which skips a random subset of tokens; here at inference, once, before prefill.
+Our choice where the LazyLLM paper is silent: Random-LTD itself drops tokens only in the middle
+layers (all tokens present at the first and last ones) during training; dropping them from the
+input is the variant whose prefill saving is comparable with LazyLLM's, and the one that needs no
+per-layer machinery, so a rival that fails does not fail for an engine reason.
 """
 
 from __future__ import annotations

@@ -442,6 +442,7 @@ class _Generator:
                 "first_token_id": result.tokens[0] if result.tokens else None,
                 "original_prompt_tokens": result.original_prompt_tokens,
                 "prompt_rewrite_s": result.prompt_rewrite_s,
+                "prompt_rewrite_flops": result.prompt_rewrite_flops,
                 "prefill_flops": result.prefill_flops,
                 "full_prefill_flops": result.full_prefill_flops,
                 "total_flops": result.total_flops,
