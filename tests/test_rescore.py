@@ -101,3 +101,16 @@ def test_a_sweep_folder_rescores_every_job_and_its_pareto_table(tmp_path, longbe
         first = read_records(sweep / job / "records.jsonl").records[0]
         assert first["score"] == score_example(first["dataset"], first["prediction"], first["answers"])
     assert (sweep / "pareto_schedules.md").read_text().startswith("## Pareto set of")
+
+
+def test_a_running_run_is_not_rewritten(demo_copy, longbench_dir):
+    import fcntl
+
+    from lazybench.runner import RunConfigError
+
+    before = (demo_copy / "records.jsonl").read_bytes()
+    with open(demo_copy / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running lazybench holds it
+        with pytest.raises(RunConfigError, match="another lazybench process"):
+            rescore_run(demo_copy, str(longbench_dir))
+    assert (demo_copy / "records.jsonl").read_bytes() == before

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lazybench.records import RECORDS_FILE, read_records
-from lazybench.runner.config import BASELINE
+from lazybench.runner.config import BASELINE, RunConfigError
+from lazybench.runner.run import exclusive_run_dir
+from lazybench.tasks.data import DATA_DIR_ENV
 
 BEFORE_FILE = "records.before-rescore.jsonl"
 
@@ -84,6 +86,18 @@ def _header(run_dir: Path, n_records: int, differ: int) -> list[str]:
     ]
 
 
+def _replace_records(run_dir: Path, records: list[dict]) -> int:
+    """Swap in the re-scored records (the first original kept aside); how many scores differ from it."""
+    records_path, before = run_dir / RECORDS_FILE, run_dir / BEFORE_FILE
+    if not before.exists():  # keep the original scoring, not an intermediate one
+        before.write_bytes(records_path.read_bytes())
+    original = [r["score"] for r in read_records(before).records]
+    tmp = records_path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    os.replace(tmp, records_path)  # atomic: a crash leaves the old or the new file, never half
+    return sum(abs(a - r["score"]) > 1e-12 for a, r in zip(original, records))
+
+
 def rescore_run(run_dir: str | Path, data_dir: str | None = None) -> RescoreOutcome:
     from lazybench.runner import summary as S
 
@@ -91,21 +105,14 @@ def rescore_run(run_dir: str | Path, data_dir: str | None = None) -> RescoreOutc
     records_path = run_dir / RECORDS_FILE
     if not records_path.exists():
         raise FileNotFoundError(f"no {RECORDS_FILE} in {run_dir}: not a run folder")
-    loaded = read_records(records_path)
-    if not loaded.records:
-        raise ValueError(f"{records_path} holds no records")
     run_info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
-    data_dir = data_dir or run_info.get("data_dir") or os.environ.get("LAZYBENCH_LONGBENCH_DIR")
-    records, changed, largest = rescore_records(loaded.records, data_dir)
-
-    before = run_dir / BEFORE_FILE
-    if not before.exists():  # keep the original scoring, not an intermediate one
-        before.write_bytes(records_path.read_bytes())
-    original = [r["score"] for r in read_records(before).records]
-    differ = sum(abs(a - r["score"]) > 1e-12 for a, r in zip(original, records))
-    tmp = records_path.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-    os.replace(tmp, records_path)  # atomic: a crash leaves the old or the new file, never half
+    data_dir = data_dir or run_info.get("data_dir") or os.environ.get(DATA_DIR_ENV)
+    with exclusive_run_dir(run_dir):  # never rewrite records a running process is appending to
+        loaded = read_records(records_path)
+        if not loaded.records:
+            raise ValueError(f"{records_path} holds no records")
+        records, changed, largest = rescore_records(loaded.records, data_dir)
+        differ = _replace_records(run_dir, records)
 
     labels = [m["label"] for m in run_info.get("methods", [])]
     labels = labels or list(dict.fromkeys(r["method_label"] for r in records))
@@ -140,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         for run_dir in run_dirs:
             try:
                 outcome = rescore_run(run_dir, args.data_dir)
-            except (FileNotFoundError, ValueError) as err:
+            except (FileNotFoundError, ValueError, RunConfigError) as err:
                 print(f"lazybench rescore: {err}", file=sys.stderr)
                 return 2
             print(

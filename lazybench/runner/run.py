@@ -475,7 +475,7 @@ def device_label(device: str) -> str:
 
 
 @contextmanager
-def _exclusive(run_dir: Path):
+def exclusive_run_dir(run_dir: Path):
     """One lazybench process per run directory: two would both run the pending units and append
     duplicates. An advisory lock on run_dir/.lock, released when the process ends, however it ends."""
     try:
@@ -496,7 +496,7 @@ def _exclusive(run_dir: Path):
 def execute(plan: RunPlan) -> RunOutcome:
     """Run what is pending, record it, write the summaries; returns what was done."""
     plan.run_dir.mkdir(parents=True, exist_ok=True)
-    with _exclusive(plan.run_dir):
+    with exclusive_run_dir(plan.run_dir):
         return _execute(plan)
 
 
