@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from pathlib import Path
 
 import torch
 
 from lazybench.bench.ttft import (
     SCHEDULES,
     add_model_arguments,
+    add_output_arguments,
     bench_model_and_prompts,
     plain_forward_ttft,
-    write_table,
+    write_bench_table,
 )
 from lazybench.engine import LazyEngine, LazyLLMPolicy, TokenPolicy, generate
 
@@ -115,21 +115,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--warmups", type=int, default=1)
     parser.add_argument("--decode-steps", type=int, default=4)
-    parser.add_argument("--out", type=Path, default=Path("results/bench"))
-    parser.add_argument("--tag", default=None, help="file name stem; default overhead_<device>")
+    add_output_arguments(parser, "overhead")
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error(f"--rounds must be >= 1, got {args.rounds}")
 
     model, ids_by_length, label = bench_model_and_prompts(args)
     header = (
-        f"Engine overhead, {label}, {next(model.parameters()).dtype}, torch threads {torch.get_num_threads()}; "
+        f"Engine overhead, {label}; "
         f"median (and quartiles) over {args.rounds} rounds of the per-round ratio, each round timing the "
         f"configurations back to back in a rotated order; overhead % = 100 x (ratio - 1)"
     )
     rows = measure(model, ids_by_length, args.rounds, args.warmups, args.decode_steps, print)
-    device = next(model.parameters()).device
-    print(write_table(rows, to_markdown(rows, header), args.out, args.tag or f"overhead_{device.type}"))
+    print(write_bench_table(rows, to_markdown(rows, header), args, model, "overhead"))
 
 
 if __name__ == "__main__":

@@ -209,6 +209,17 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/longbench"))
 
 
+def add_output_arguments(parser: argparse.ArgumentParser, prefix: str) -> None:
+    """Where a benchmark command writes its table: <out>/<tag>.{csv,md}, tag <prefix>_<device>."""
+    parser.add_argument("--out", type=Path, default=Path("results/bench"))
+    parser.add_argument("--tag", default=None, help=f"file name stem; default {prefix}_<device>")
+
+
+def write_bench_table(rows: list[dict], markdown: str, args: argparse.Namespace, model, prefix: str) -> str:
+    device = next(model.parameters()).device
+    return write_table(rows, markdown, args.out, args.tag or f"{prefix}_{device.type}")
+
+
 def bench_model_and_prompts(args: argparse.Namespace) -> tuple[torch.nn.Module, dict[int, torch.Tensor], str]:
     """The model to time and one prompt per length: real LongBench text for a real model, random ids
     for the GPU shapes (random weights, built directly in the target dtype on the device)."""
@@ -246,6 +257,7 @@ def bench_model_and_prompts(args: argparse.Namespace) -> tuple[torch.nn.Module, 
     label = f"{args.model} on {device.type}" + (
         f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else ""
     )
+    label += f", {next(model.parameters()).dtype}, torch threads {torch.get_num_threads()}"
     return model, ids_by_length, label
 
 
@@ -258,19 +270,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmups", type=int, default=1)
     parser.add_argument("--decode-steps", type=int, default=8)
-    parser.add_argument("--out", type=Path, default=Path("results/bench"))
-    parser.add_argument("--tag", default=None, help="file name stem; default ttft_<device>")
+    add_output_arguments(parser, "ttft")
     args = parser.parse_args(argv)
 
     model, ids_by_length, label = bench_model_and_prompts(args)
-    threads = torch.get_num_threads()
     header = (
-        f"TTFT, {label}, {next(model.parameters()).dtype}, torch threads {threads}; medians of {args.repeats} "
-        f"interleaved rounds after {args.warmups} warm-up round(s); speedup = baseline TTFT / config TTFT"
+        f"TTFT, {label}; medians of {args.repeats} interleaved rounds after {args.warmups} warm-up "
+        "round(s); speedup = baseline TTFT / config TTFT"
     )
     rows = run_benchmark(model, ids_by_length, args.repeats, args.warmups, args.decode_steps, print)
-    device = next(model.parameters()).device
-    print(write_table(rows, to_markdown(rows, header), args.out, args.tag or f"ttft_{device.type}"))
+    print(write_bench_table(rows, to_markdown(rows, header), args, model, "ttft"))
 
 
 if __name__ == "__main__":
