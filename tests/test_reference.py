@@ -161,6 +161,17 @@ def test_keep_all_equals_plain_model(family: str) -> None:
     assert not engine.pruned
 
 
+@pytest.mark.slow
+def test_smollm2_matches_reference(smollm2) -> None:
+    """The real offline model, whose trained attention is far from uniform: an aggressive schedule."""
+    model, tokenizer = smollm2
+    text = "Rivers: Danube, Rhine, Volga, Loire, Elbe, Oder. Which is the longest, and where does it end?"
+    messages = [{"role": "user", "content": text}]
+    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)["input_ids"]
+    engine, ref = compare(model, Schedule((0.2, 0.5, 0.8), (0.5, 0.25, 0.1)), torch.tensor(ids), 6)
+    assert engine.pruned and ref.revived
+
+
 def test_margin_reports_the_closest_call() -> None:
     ref = reference_generate(MODELS["llama"], prompt(30, 1), Schedule(), 3)
     cuts = [rec for stages in ref.steps for rec in stages if rec.stage > 0]
