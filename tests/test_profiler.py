@@ -10,7 +10,7 @@ import torch
 from tiny_models import tiny_model
 
 from lazybench.engine import LazyEngine, LazyLLMPolicy, Schedule, generate
-from lazybench.profiler import (
+from lazybench.profile import (
     GRID,
     Profile,
     ProfileError,
@@ -143,7 +143,7 @@ def test_errors(tiny):
 
 def test_main_rescore(tmp_path, tiny_profile, capsys):
     """--scores re-proposes from a saved run without a model, and writes all outputs."""
-    from lazybench.profiler import write_outputs
+    from lazybench.profile import write_outputs
 
     first = tmp_path / "first"
     write_outputs(tiny_profile, tiny_profile.propose(0.9), first, {}, png=False)
@@ -163,7 +163,7 @@ def test_smollm2_one_row(smollm2, longbench_dir, tmp_path, capsys):
     """The CLI on SmolLM2 with one short row: sane per-layer statistics and a valid schedule."""
     model, _ = smollm2
     out = tmp_path / "prof"
-    argv = ["--datasets", "hotpotqa", "--limit", "1", "--max-length", "256", "--data-dir", str(longbench_dir),
+    argv = ["--datasets", "hotpotqa", "--limit", "1", "model.max_length=256", "--data-dir", str(longbench_dir),
             "--out", str(out), "--no-plot"]  # fmt: skip
     assert main(argv) == 0
     printed = capsys.readouterr().out
