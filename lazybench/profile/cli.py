@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from lazybench.profile.output import format_table, write_outputs
 from lazybench.profile.record import profile_prompts
@@ -93,36 +93,14 @@ def _examples(args: argparse.Namespace) -> list:
     ]
 
 
-def _checked_model(args: argparse.Namespace) -> tuple[DictConfig, Any]:
-    """The model node and its `ModelSpec`, read and checked as the runner does, before any weights load."""
-    from lazybench.conf_groups import model_node
-    from lazybench.models import resolve_device, resolve_dtype
-    from lazybench.runner.config import model_spec
-    from lazybench.tasks import CHAT_STYLES
-
-    node = model_node(args.model, args.model_overrides)
-    spec = model_spec(OmegaConf.create({"model": node}))
-    chat_style = str(node.get("chat_style", "none"))
-    if chat_style not in CHAT_STYLES:
-        raise ProfileError(
-            f"unknown model.chat_style {chat_style!r}; expected one of {', '.join(CHAT_STYLES)}"
-        )
-    try:
-        device = resolve_device(spec.device)
-        resolve_dtype(spec.dtype, device)
-    except (ValueError, RuntimeError) as err:
-        raise ProfileError(f"model {spec.name!r}: {err}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ProfileError(f"model.device={spec.device!r} but no CUDA device is available here")
-    return node, spec
-
-
 def _profile_rows(args: argparse.Namespace) -> tuple[Profile, dict[str, Any], float]:
     """Build the selected rows' prompts as the runner does and record one full prefill per row."""
+    from lazybench.conf_groups import checked_model, model_node
     from lazybench.models import load_model
     from lazybench.tasks import build_prompt
 
-    node, spec = _checked_model(args)
+    node = model_node(args.model, args.model_overrides)
+    spec, chat_style, _ = checked_model(node)
     examples = _examples(args)
     if not examples:
         raise ProfileError("no rows selected")
@@ -137,7 +115,7 @@ def _profile_rows(args: argparse.Namespace) -> tuple[Profile, dict[str, Any], fl
                 ex,
                 tokenizer,
                 node.get("max_length"),
-                str(node.chat_style),
+                chat_style,
                 truncate=bool(node.get("truncate", True)),
                 context_limit=context_limit,
             )
