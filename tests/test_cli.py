@@ -253,7 +253,9 @@ def test_bench_runs_the_module_as_main(tmp_path, monkeypatch, capsys):
     monkeypatch.delitem(sys.modules, "lazybench.bench.fake_probe", raising=False)
 
 
-def test_bench_real_module_help(capsys):
+def test_bench_real_module_help(monkeypatch, capsys):
+    # as in a fresh `lazybench bench ttft`: the module is not imported yet when runpy runs it as __main__
+    monkeypatch.delitem(sys.modules, "lazybench.bench.ttft", raising=False)
     code, out, _ = call_main(["bench", "ttft", "--help"], capsys)
     assert code == 0 and out.startswith("usage: lazybench bench ttft")
 
