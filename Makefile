@@ -33,8 +33,8 @@ lint: setup
 	$(VENV)/bin/ruff format --check lazybench tests
 
 bench: setup
-	$(PY) -m lazybench.bench.ttft --lengths 1024 2048 4096 8192 --repeats 3 --out results/bench
-	$(PY) -m lazybench.bench.overhead --lengths 1024 2048 4096 --rounds 12 --out results/bench
+	$(VENV)/bin/lazybench bench ttft --lengths 1024 2048 4096 8192 --repeats 3 --out results/bench
+	$(VENV)/bin/lazybench bench overhead --lengths 1024 2048 4096 --rounds 12 --out results/bench
 
 bench-gpu:
 	bash scripts/device_bench.sh

@@ -1,7 +1,8 @@
-"""The `lazybench` console command (the Hydra app): a full tiny run, and how bad input is reported."""
+"""The `lazybench` console command: verbs, the Hydra app (a full tiny run), and how bad input is reported."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import subprocess
@@ -11,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from lazybench import cli
-from lazybench.runner import RunConfigError
+from lazybench.conf_groups import check_group_choices, default_option, group_options, model_node
+from lazybench.runner import RunConfigError, conf_dir
 from lazybench.runner.testing import tiny_overrides
 
 
@@ -83,10 +85,16 @@ def test_cli_config_error_is_one_line_and_exit_2(tiny_model, longbench_dir, tmp_
     assert not any((tmp_path / "runs").rglob("records.jsonl"))
 
 
-def test_cli_unknown_config_name_lists_the_options():
+def test_cli_unknown_config_name_is_one_line_listing_the_options():
+    """The console script end to end: lazybench's own line and exit 2, not Hydra's report."""
     proc = run_cli("model=nope", timeout=60)
-    assert proc.returncode != 0
-    assert "Could not find 'model/nope'" in proc.stderr and "llama2-7b-chat" in proc.stderr
+    assert proc.returncode == cli.EXIT_CONFIG_ERROR
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("lazybench: error: unknown model config 'nope'")
+    for name in ("llama2-7b-chat", "smollm2-135m", "xgen-7b-8k-inst"):
+        assert name in lines[0]
+    assert "Could not find" not in proc.stderr
 
 
 def test_cli_prints_the_composed_config_without_running():
@@ -117,3 +125,203 @@ def test_slurm_launcher_without_the_plugin_is_a_clear_error(monkeypatch):
     with pytest.raises(RunConfigError, match=r"lazybench\[slurm\]"):
         cli._check_launcher_plugins(["-m", "hydra/launcher=slurm"])
     cli._check_launcher_plugins(["hydra/launcher=joblib"])
+
+
+# ---------------------------------------------------------------------------------------------
+# verbs
+
+
+def call_main(argv, capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    out = capsys.readouterr()
+    return exc.value.code or 0, out.out, out.err
+
+
+def test_help_lists_every_verb(capsys):
+    code, out, _ = call_main(["--help"], capsys)
+    assert code == 0
+    assert {"run", "analyze", "rescore", "profile", "lengths", "lm-eval", "bench"} <= set(cli.VERBS)
+    for verb in cli.VERBS.values():
+        assert f"  {verb.name} " in out and verb.summary in out
+    assert "--hydra-help" in out and "lazybench VERB --help" in out
+
+
+def test_every_verb_names_a_function():
+    for verb in cli.VERBS.values():
+        assert callable(verb.function()), verb.name
+
+
+def test_dispatch_on_the_first_argument():
+    run = cli.VERBS["run"]
+    assert cli._split([]) == (run, [])
+    assert cli._split(["run", "--cfg", "job"]) == (run, ["--cfg", "job"])
+    for argv in (
+        ["model=x"],
+        ["-m", "seed=1,2"],
+        ["--cfg", "job"],
+        ["+foo=1"],
+        ["~experiment"],
+        ["--hydra-help"],
+    ):
+        assert cli._split(argv) == (run, argv)
+    assert cli._split(["profile", "--limit", "1"]) == (cli.VERBS["profile"], ["--limit", "1"])
+    assert cli._split(["analyse", "runs/x"]) == (None, ["analyse", "runs/x"])
+
+
+def test_unknown_verb_is_one_line(capsys):
+    code, _, err = call_main(["analyse", "runs/x"], capsys)
+    assert code == cli.EXIT_CONFIG_ERROR
+    assert err.count("\n") == 1 and "unknown verb 'analyse' (did you mean 'analyze'?)" in err
+
+
+@pytest.mark.parametrize(
+    ("verb", "usage"),
+    [("profile", "lazybench profile"), ("rescore", "lazybench rescore"), ("bench", "lazybench bench")],
+)
+def test_verb_help_is_the_verbs_own(verb, usage, capsys):
+    code, out, _ = call_main([verb, "--help"], capsys)
+    assert code == 0 and out.startswith(f"usage: {usage}")
+
+
+def test_lm_eval_verb_passes_its_arguments_through(monkeypatch, capsys):
+    seen = []
+    monkeypatch.setattr("lazybench.lm_eval_backend.__main__.main", lambda argv: seen.append(argv) or 0)
+    argv = ["--model", "lazyllm", "--model_args", "pretrained=smollm2-135m,keep=0.7:0.4", "--limit", "2"]
+    code, _, _ = call_main(["lm-eval", *argv], capsys)
+    assert code == 0 and seen == [argv]
+
+
+def test_old_console_scripts_are_aliases_of_the_verbs(monkeypatch):
+    import tomllib
+
+    scripts = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts.pop("lazybench") == "lazybench.cli:main"
+    assert set(scripts) == {
+        "lazybench-analyze",
+        "lazybench-lengths",
+        "lazybench-lm-eval",
+        "lazybench-profile",
+    }
+    seen = []
+    monkeypatch.setattr(cli, "main", seen.append)
+    for name, target in scripts.items():
+        module, attr = target.split(":")
+        monkeypatch.setattr(sys, "argv", [name, "a", "--b"])
+        getattr(importlib.import_module(module), attr)()
+        verb = name.removeprefix("lazybench-")
+        assert verb in cli.VERBS and seen.pop() == [verb, "a", "--b"], name
+
+
+# ---------------------------------------------------------------------------------------------
+# bench
+
+
+def test_bench_lists_the_benchmark_modules(capsys):
+    modules = cli.bench_modules()
+    assert {"ttft", "overhead", "revival"} <= set(modules)
+    assert all(modules.values()), "every benchmark has a docstring summary"
+    code, out, _ = call_main(["bench", "--help"], capsys)
+    assert code == 0 and all(f"  {name} " in out for name in modules)
+    code, _, err = call_main(["bench"], capsys)
+    assert code == cli.EXIT_CONFIG_ERROR and "usage: lazybench bench NAME" in err
+
+
+def test_bench_unknown_name_is_one_line(capsys):
+    code, _, err = call_main(["bench", "tft"], capsys)
+    assert code == cli.EXIT_CONFIG_ERROR
+    assert err.count("\n") == 1 and "unknown benchmark 'tft' (did you mean 'ttft'?)" in err
+
+
+def test_bench_runs_the_module_as_main(tmp_path, monkeypatch, capsys):
+    """`lazybench bench NAME ARGS` = `python -m lazybench.bench.NAME ARGS`; helpers without main are not listed."""
+    import lazybench.bench
+
+    (tmp_path / "fake_probe.py").write_text(
+        '"""A fake benchmark."""\nimport sys\n\n\ndef main(argv=None):\n'
+        '    print("argv", sys.argv[0], (argv if argv is not None else sys.argv[1:]))\n\n\n'
+        'if __name__ == "__main__":\n    main()\n'
+    )
+    (tmp_path / "fake_helper.py").write_text('"""Shared helpers, no main."""\n')
+    monkeypatch.setattr(lazybench.bench, "__path__", [*lazybench.bench.__path__, str(tmp_path)])
+    modules = cli.bench_modules()
+    assert modules["fake_probe"] == "A fake benchmark." and "fake_helper" not in modules
+    argv0 = sys.argv
+    code, out, _ = call_main(["bench", "fake_probe", "--rounds", "3"], capsys)
+    assert code == 0 and "argv lazybench bench fake_probe ['--rounds', '3']" in out
+    assert sys.argv is argv0
+    monkeypatch.delitem(sys.modules, "lazybench.bench.fake_probe", raising=False)
+
+
+def test_bench_real_module_help(monkeypatch, capsys):
+    # as in a fresh `lazybench bench ttft`: the module is not imported yet when runpy runs it as __main__
+    monkeypatch.delitem(sys.modules, "lazybench.bench.ttft", raising=False)
+    code, out, _ = call_main(["bench", "ttft", "--help"], capsys)
+    assert code == 0 and out.startswith("usage: lazybench bench ttft")
+
+
+# ---------------------------------------------------------------------------------------------
+# unknown config-group options: lazybench's one line, before Hydra starts
+
+
+@pytest.mark.parametrize(
+    ("argv", "group", "value"),
+    [
+        (["model=nope"], "model", "nope"),
+        (["suite=smok"], "suite", "smok"),
+        (["method=lazyllm2", "warmups=0"], "method", "lazyllm2"),
+        (["experiment=paper"], "experiment", "paper"),
+        (["-m", "model=smollm2-135m,nope2"], "model", "nope2"),
+        (["run", "--cfg", "job", "+suite=x"], "suite", "x"),
+    ],
+)
+def test_unknown_group_option_is_one_line_before_hydra(
+    argv, group, value, monkeypatch, capsys, no_model_load
+):
+    import hydra
+
+    def no_hydra(*args, **kwargs):
+        raise AssertionError("Hydra started although the command line names an unknown config")
+
+    monkeypatch.setattr(hydra, "main", no_hydra)
+    code, out, err = call_main(argv, capsys)
+    assert code == cli.EXIT_CONFIG_ERROR and out == ""
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"lazybench: error: unknown {group} config {value!r}")
+    assert f"(conf/{group}/*.yaml)" in err
+    for option in group_options(group):
+        assert option in err
+
+
+def test_known_group_options_pass_the_check():
+    check_group_choices(
+        ["model=llama2-7b-chat", "suite=qa,smoke", "experiment=null", "~experiment", "model.name=any/thing",
+         "method=glob(*)", "hydra/launcher=joblib", "--cfg", "job", "methods=[baseline,nosuch]"]
+    )  # fmt: skip
+    check_group_choices(["--config-dir", "/my/configs", "model=mine"])  # other sources: Hydra decides
+    with pytest.raises(RunConfigError, match=r"did you mean smollm2-135m\?"):
+        check_group_choices(["model=smollm2-13m"])
+
+
+# ---------------------------------------------------------------------------------------------
+# the model node outside Hydra (the profiler's --model)
+
+
+def test_model_node_reads_conf_model_as_the_runner_does():
+    from omegaconf import OmegaConf
+
+    from lazybench.runner.config import model_spec
+
+    node = model_node("llama2-7b-chat", ["model.device=cpu", "model.max_length=300"])
+    assert node.name == "meta-llama/Llama-2-7b-chat-hf" and node.chat_style == "llama2"
+    assert node.max_length == 300 and node.device == "cpu"
+    spec = model_spec(OmegaConf.create({"model": node}))
+    assert spec.name == "meta-llama/Llama-2-7b-chat-hf" and spec.dtype == "bfloat16"
+    # a name that is no config key: the default model config with model.name replaced
+    other = model_node("some/hub-model")
+    default = OmegaConf.load(conf_dir() / "model" / f"{default_option('model')}.yaml")
+    assert other.name == "some/hub-model" and other.chat_style == default.chat_style
+    with pytest.raises(RunConfigError, match="bad model override 'model.nosuch=1'"):
+        model_node("smollm2-135m", ["model.nosuch=1"])
+    with pytest.raises(RunConfigError, match="bad model override 'max_length=3'"):
+        model_node("smollm2-135m", ["max_length=3"])

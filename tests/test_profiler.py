@@ -10,7 +10,7 @@ import torch
 from tiny_models import tiny_model
 
 from lazybench.engine import LazyEngine, LazyLLMPolicy, Schedule, generate
-from lazybench.profiler import (
+from lazybench.profile import (
     GRID,
     Profile,
     ProfileError,
@@ -143,7 +143,7 @@ def test_errors(tiny):
 
 def test_main_rescore(tmp_path, tiny_profile, capsys):
     """--scores re-proposes from a saved run without a model, and writes all outputs."""
-    from lazybench.profiler import write_outputs
+    from lazybench.profile import write_outputs
 
     first = tmp_path / "first"
     write_outputs(tiny_profile, tiny_profile.propose(0.9), first, {}, png=False)
@@ -163,7 +163,7 @@ def test_smollm2_one_row(smollm2, longbench_dir, tmp_path, capsys):
     """The CLI on SmolLM2 with one short row: sane per-layer statistics and a valid schedule."""
     model, _ = smollm2
     out = tmp_path / "prof"
-    argv = ["--datasets", "hotpotqa", "--limit", "1", "--max-length", "256", "--data-dir", str(longbench_dir),
+    argv = ["--datasets", "hotpotqa", "--limit", "1", "model.max_length=256", "--data-dir", str(longbench_dir),
             "--out", str(out), "--no-plot"]  # fmt: skip
     assert main(argv) == 0
     printed = capsys.readouterr().out
@@ -187,3 +187,47 @@ def test_main_reports_bad_input(capsys, tmp_path):
     assert "target-mass" in capsys.readouterr().err
     assert main(["--datasets", "nope", "--model", "smollm2-135m", "--out", str(tmp_path)]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model.nosuch=1"], "bad model override 'model.nosuch=1'"),
+        (["model.chat_style=fancy"], "unknown model.chat_style 'fancy'"),
+        (["model.dtype=float64"], "unknown dtype 'float64'"),
+    ],
+)
+def test_main_model_errors_before_any_weights(overrides, message, capsys, tmp_path, no_model_load):
+    argv = ["--datasets", "hotpotqa", "--out", str(tmp_path), *overrides]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("lazybench profile: error: ") and message in err
+
+
+def test_main_reads_the_model_as_the_runner_does(monkeypatch, capsys, tmp_path, longbench_dir):
+    """--model is a conf/model key (or a name on the default config) plus model.FIELD=VALUE overrides."""
+    from lazybench.models import ModelNotAvailableError
+
+    specs = []
+
+    def fake_load(spec):
+        specs.append(spec)
+        raise ModelNotAvailableError("not loading in this test")
+
+    monkeypatch.setattr("lazybench.models.load_model", fake_load)
+    common = [
+        "--datasets",
+        "hotpotqa",
+        "--limit",
+        "1",
+        "--data-dir",
+        str(longbench_dir),
+        "--out",
+        str(tmp_path),
+    ]
+    assert main(["--model", "llama2-7b-chat", *common, "model.device=cpu"]) == 2
+    assert main([*common, "--model", "some/other-model"]) == 2
+    assert "not loading in this test" in capsys.readouterr().err
+    llama, other = specs
+    assert (llama.name, llama.dtype, llama.device) == ("meta-llama/Llama-2-7b-chat-hf", "bfloat16", "cpu")
+    assert other.name == "some/other-model" and other.device == "cpu"  # the default model config's
