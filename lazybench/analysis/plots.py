@@ -16,8 +16,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from lazybench.aggregate import pareto_frontier, per_row, source_text
 from lazybench.analysis.paper import paper_method
-from lazybench.analysis.summary import group_sort_key, method_sort_key, pareto_frontier, per_example
+from lazybench.analysis.summary import method_sort_key
+from lazybench.columns import group_sort_key
 
 PROBE_DATASETS = ("passkey", "needle")
 _PROBE_ID = re.compile(r"^(?:passkey|needle)-len(?P<length>\d+)-depth(?P<depth>[0-9.eE+-]+)-seed\d+$")
@@ -30,12 +32,12 @@ _MARKERS = {
 }
 _SHORT = {
     "ttft_speedup": "TTFT speedup",
-    "gen_speedup": "generation speedup",
+    "generation_speedup": "generation speedup",
     "relative_score": "relative score",
 }
 _AXIS_LABELS = {
     "ttft_speedup": "TTFT speedup vs baseline (x)",
-    "gen_speedup": "generation speedup vs baseline (x)",
+    "generation_speedup": "generation speedup vs baseline (x)",
     "relative_score": "score, % of baseline",
     "score": "score",
 }
@@ -79,11 +81,12 @@ def _grid(n: int, ncols: int, size: tuple[float, float]) -> tuple[Figure, list]:
     return fig, axes[:n]
 
 
-def _title(frame: pd.DataFrame, what: str) -> str:
+def _title(frame: pd.DataFrame, what: str, source: pd.DataFrame | None = None) -> str:
+    """`what`, then the model(s) and run(s), then where the rows came from ("offline slice, 16 rows")."""
     models = sorted({str(m) for m in frame["model"].dropna()})
     runs = sorted({str(r) for r in frame["run"].dropna()})
     where = f"{', '.join(models)}" + (f" — run {runs[0]}" if len(runs) == 1 else f" — {len(runs)} runs")
-    return f"{what}\n{where}"
+    return f"{what}\n{where}\n{source_text(frame if source is None else source)}"
 
 
 # --- Pareto ----------------------------------------------------------------------------------------
@@ -198,7 +201,7 @@ def schedule_points(records: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFram
         "method_label",
         "relative_score",
         "ttft_speedup",
-        "gen_speedup",
+        "generation_speedup",
         "pct_prompt_computed",
         "score",
     ]
@@ -219,7 +222,7 @@ def plot_schedule_sweep(records: pd.DataFrame, summary: pd.DataFrame) -> Figure 
     axes[0].legend(fontsize="small")
     axes[0].set_ylabel("overall score, % of baseline")
     axes[1].plot(xs, pts["ttft_speedup"], "o-", label="TTFT")
-    axes[1].plot(xs, pts["gen_speedup"], "s--", label="generation")
+    axes[1].plot(xs, pts["generation_speedup"], "s--", label="generation")
     axes[1].plot([100], [1], "k*", ms=10, label="baseline")
     axes[1].set_ylabel("speedup vs baseline (x)")
     axes[1].legend(fontsize="small")
@@ -240,7 +243,7 @@ def plot_schedule_sweep(records: pd.DataFrame, summary: pd.DataFrame) -> Figure 
                 xytext=(3, 3),
                 textcoords="offset points",
             )
-    fig.suptitle(_title(pts, "LazyLLM schedule sweep (overall)"))
+    fig.suptitle(_title(pts, "LazyLLM schedule sweep (overall)", summary))
     return fig
 
 
@@ -345,7 +348,7 @@ def probe_accuracy(records: pd.DataFrame) -> pd.DataFrame:
     rows = rows.dropna(subset=["depth", "target_tokens"])
     if rows.empty:
         return pd.DataFrame(columns=cols)
-    ex = per_example(rows.drop(columns=["depth", "target_tokens"]))
+    ex = per_row(rows.drop(columns=["depth", "target_tokens"]))
     where = rows.drop_duplicates(["run_dir", "method_label", "example_id"])[
         ["run_dir", "method_label", "example_id", "depth", "target_tokens"]
     ]
@@ -405,7 +408,7 @@ def write_plots(records: pd.DataFrame, summary: pd.DataFrame, out_dir: str | os.
     """Save every plot the records support into out_dir; return the written paths."""
     figures = {
         "pareto_ttft.png": plot_pareto(summary, "ttft_speedup", "relative_score"),
-        "pareto_generation.png": plot_pareto(summary, "gen_speedup", "relative_score"),
+        "pareto_generation.png": plot_pareto(summary, "generation_speedup", "relative_score"),
         "schedule_sweep.png": plot_schedule_sweep(records, summary),
         "layer_tokens.png": plot_layer_tokens(records),
         "probe_heatmap.png": plot_probe_heatmap(records),
