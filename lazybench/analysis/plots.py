@@ -58,10 +58,11 @@ def _series(frame: pd.DataFrame) -> pd.Series:
     return frame["method_label"].astype(str)
 
 
-def _series_order(frame: pd.DataFrame) -> list[str]:
-    names = _series(frame)
-    keyed = {n: method_sort_key(m, lab) for n, m, lab in zip(names, frame["method"], frame["method_label"])}
-    return sorted(keyed, key=lambda n: (keyed[n], n))
+def _legend(frame: pd.DataFrame) -> tuple[list[str], pd.Series]:
+    """The series names in legend order (the paper's method order), and each line's series."""
+    series = _series(frame)
+    keyed = {n: method_sort_key(m, lab) for n, m, lab in zip(series, frame["method"], frame["method_label"])}
+    return sorted(keyed, key=lambda n: (keyed[n], n)), series
 
 
 def _colors(names: list[str]) -> dict[str, tuple]:
@@ -101,7 +102,7 @@ def plot_pareto(
     if rows.empty:
         return None
     groups = sorted(rows["group"].unique(), key=lambda g: (g != "overall", group_sort_key(g)))
-    names = _series_order(rows)
+    names, _ = _legend(rows)
     colors = _colors(names)
     fig, axes = _grid(len(groups), ncols, (4.2, 3.6))
     handles: dict[str, object] = {}
@@ -150,6 +151,18 @@ def plot_pareto(
 # --- LazyLLM schedule sweep --------------------------------------------------------------------------
 
 
+_SCHEDULE_COLUMNS = [
+    "run_dir",
+    "method_label",
+    "boundaries",
+    "keep",
+    "unit",
+    "num_layers",
+    "nominal_keep",
+    "schedule",
+]
+
+
 def schedule_points(records: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
     """One row per LazyLLM method label: its schedule (boundaries, keep, unit), the nominal kept fraction
     (mean over layers of the scheduled keep fraction, resolved on the run's model depth), and the
@@ -180,31 +193,10 @@ def schedule_points(records: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFram
             }
         )
     if not rows:
-        return pd.DataFrame(
-            columns=[
-                "run_dir",
-                "method_label",
-                "boundaries",
-                "keep",
-                "unit",
-                "num_layers",
-                "nominal_keep",
-                "schedule",
-            ]
-        )
+        return pd.DataFrame(columns=_SCHEDULE_COLUMNS)
     overall = summary[summary["level"] == "overall"]
-    cols = [
-        "run_dir",
-        "run",
-        "model",
-        "method",
-        "method_label",
-        "relative_score",
-        "ttft_speedup",
-        "generation_speedup",
-        "pct_prompt_computed",
-        "score",
-    ]
+    cols = ["run_dir", "run", "model", "method", "method_label", "relative_score", "ttft_speedup"]
+    cols += ["generation_speedup", "pct_prompt_computed", "score"]
     return pd.DataFrame(rows).merge(overall[cols], on=["run_dir", "method_label"], how="left")
 
 
@@ -294,9 +286,8 @@ def plot_layer_tokens(records: pd.DataFrame) -> Figure | None:
     prof = layer_profile(records)
     if prof.empty:
         return None
-    names = _series_order(prof)
+    names, series = _legend(prof)
     colors = _colors(names)
-    series = _series(prof)
     fig, axes = _grid(2, 2, (5.5, 4.0))
     for name in names:
         part = prof[series == name]
@@ -369,8 +360,7 @@ def plot_probe_heatmap(records: pd.DataFrame) -> Figure | None:
     acc = probe_accuracy(records)
     if acc.empty:
         return None
-    names = _series_order(acc)
-    series = _series(acc)
+    names, series = _legend(acc)
     kinds = [k for k in PROBE_DATASETS if k in set(acc["dataset"])]
     depths = sorted(acc["depth"].unique())
     lengths = sorted(acc["target_tokens"].unique())
