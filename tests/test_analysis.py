@@ -15,13 +15,12 @@ import pandas as pd
 import pytest
 
 from lazybench.analysis import (
-    category_scores,
-    dataset_scores,
     dataset_table,
     load_runs,
     overall_table,
     pareto_frontier,
-    per_example,
+    per_row,
+    select_level,
     summarize,
     table1,
     table2,
@@ -223,7 +222,7 @@ def test_relative_score_is_nan_when_the_baseline_scores_zero(tmp_path):
     assert math.isnan(row(s, "lazyllm", "trec")["relative_score"])
 
 
-def test_ttft_speedup_is_ratio_of_mean_ttft_not_mean_of_ratios(summary):
+def test_ttft_speedup_is_pooled_not_a_mean_of_ratios(summary):
     # hotpotqa: baseline mean (2 + 4) / 2 = 3, lazyllm mean (1 + 1) / 2 = 1 -> 3
     assert row(summary, "lazyllm", "hotpotqa")["ttft_speedup"] == pytest.approx(3.0)
     # multi_doc_qa: baseline (2 + 4 + 6) / 3 = 4, lazyllm (1 + 1 + 3) / 3 = 5/3 -> 2.4
@@ -235,14 +234,14 @@ def test_ttft_speedup_is_ratio_of_mean_ttft_not_mean_of_ratios(summary):
 
 def test_generation_speedup_uses_total_time(summary):
     # total = ttft + 1: baseline overall mean (3+5+7+9)/4 = 6, lazyllm (2+2+4+5)/4 = 3.25
-    assert row(summary, "lazyllm", "overall")["gen_speedup"] == pytest.approx(6 / 3.25)
+    assert row(summary, "lazyllm", "overall")["generation_speedup"] == pytest.approx(6 / 3.25)
 
 
 def test_repeats_are_averaged_per_example_first_and_only_shared_examples_compared(summary):
     r = row(summary, "rtd", "hotpotqa")
     # h1 repeats average to 0.5, h2 is 1.0 -> 75 (a plain mean over the three records would give 66.67)
     assert r["score"] == pytest.approx(75.0)
-    assert r["n_examples"] == 2 and r["n_repeats"] == 2 and r["n_shared"] == 2
+    assert r["n_rows"] == 2 and r["n_records"] == 3 and r["n_shared"] == 2
     # TTFT: h1 (1 + 3) / 2 = 2, h2 4 -> mean 3 = baseline mean 3 -> 1.0 (record mean 8/3 would give 1.125)
     assert r["ttft_speedup"] == pytest.approx(1.0)
     # rtd ran only hotpotqa: its overall compares with the baseline on h1, h2 only: 75 / 75
@@ -255,27 +254,31 @@ def test_accounting_and_fidelity_means(summary):
     lazy = row(summary, "lazyllm", "overall")
     assert lazy["pct_prompt_computed"] == pytest.approx((60 + 70 + 80 + 50) / 4)
     assert row(summary, "lazyllm", "multi_doc_qa")["pct_prompt_computed"] == pytest.approx(70.0)
-    assert lazy["first_token_match"] == pytest.approx(0.75)
+    assert lazy["first_token_match_pct"] == pytest.approx(75.0)
     assert lazy["first_token_kl"] == pytest.approx(0.1)
-    assert math.isnan(row(summary, "baseline", "overall")["first_token_match"])
-    # rtd: h1 repeats (1, 0) -> 0.5, h2 1 -> 0.75
-    assert row(summary, "rtd", "overall")["first_token_match"] == pytest.approx(0.75)
+    assert lazy["pruned_pct"] == pytest.approx(100.0) and lazy["truncated_pct"] == 0.0
+    assert math.isnan(row(summary, "baseline", "overall")["first_token_match_pct"])
+    # rtd: h1 repeats (1, 0) -> 0.5, h2 1 -> 75%
+    assert row(summary, "rtd", "overall")["first_token_match_pct"] == pytest.approx(75.0)
 
 
-def test_per_example_collapses_repeats(run_dir):
-    ex = per_example(load_runs(run_dir))
+def test_per_row_collapses_repeats(run_dir):
+    ex = per_row(load_runs(run_dir))
     h1 = ex[(ex["method_label"] == "rtd") & (ex["example_id"] == "h1")].iloc[0]
-    assert h1["n_repeats"] == 2 and h1["score"] == pytest.approx(0.5) and h1["ttft_s"] == pytest.approx(2.0)
+    assert h1["n_records"] == 2 and h1["score"] == pytest.approx(0.5) and h1["ttft_s"] == pytest.approx(2.0)
 
 
-def test_score_helpers(run_dir):
+def test_levels_and_row_counts(run_dir):
     records = load_runs(run_dir)
-    ds = dataset_scores(records)
-    assert ds.set_index(["method_label", "dataset"]).loc[("lazyllm", "2wikimqa"), "score"] == pytest.approx(
-        40.0
-    )
-    cats = category_scores(records).set_index(["method_label", "category"])["score"]
-    assert cats[("baseline", "overall")] == pytest.approx(73.75)
+    s = summarize(records)
+    ds = select_level(s, "dataset").set_index(["method_label", "group"])
+    assert ds.loc[("lazyllm", "2wikimqa"), "score"] == pytest.approx(40.0)
+    overall = select_level(s, "overall").set_index("method_label")
+    # overall counts the paper categories' rows only (the probe stays out); run_rows counts every row
+    assert overall.loc["baseline", "n_rows"] == 4 and overall.loc["baseline", "run_rows"] == 5
+    assert (s["data_source"] == "offline slice").all()  # no field, no run.json: the bundled rows
+    with pytest.raises(ValueError, match="unknown level"):
+        select_level(s, "row")
 
 
 def test_speedups_are_per_run_against_that_runs_baseline(tmp_path):
@@ -333,7 +336,7 @@ def test_table1_layout_and_paper_numbers(summary):
         "method_label",
         "method",
         "paper_method",
-        "n_examples",
+        "n_rows",
         "score",
         "ttft_speedup",
         "relative_score",
@@ -363,9 +366,9 @@ def test_table2_layout_has_paper_values_on_lazyllm_rows_only(summary):
         "method_label",
         "method",
         "paper_method",
-        "n_examples",
+        "n_rows",
         "pct_prompt_computed",
-        "gen_speedup",
+        "generation_speedup",
         "paper_llama2_pct_prompt_tokens_computed",
         "paper_llama2_generation_speedup",
     ]
@@ -384,12 +387,17 @@ def test_dataset_and_overall_tables(summary):
     assert list(pd.unique(d["dataset"])) == ["hotpotqa", "2wikimqa", "trec", "passkey"]
     o = overall_table(summary)
     assert list(o["method_label"]) == ["baseline", "rtd", "lazyllm"]
-    assert {"first_token_match", "first_token_kl", "rouge_l_vs_baseline", "relative_score"} <= set(o.columns)
+    assert {"first_token_match_pct", "first_token_kl", "rouge_l_vs_baseline", "relative_score"} <= set(
+        o.columns
+    )
 
 
 def test_to_markdown():
     frame = pd.DataFrame({"run": ["r", "r"], "a": ["x|y", "z"], "b": [1.23456, float("nan")]})
-    assert to_markdown(frame) == "| a | b |\n|---|---|\n| x\\|y | 1.23 |\n| z |  |\n"
+    assert to_markdown(frame) == "| a | b |\n|---|---:|\n| x\\|y | 1.23 |\n| z | – |\n"
+    # known columns: the registry's header and decimals (lazybench.columns.COLUMNS)
+    known = pd.DataFrame({"method_label": ["m"], "n_rows": [3], "first_token_kl": [0.123456]})
+    assert to_markdown(known) == "| method | rows | 1st-token KL |\n|---|---:|---:|\n| m | 3 | 0.1235 |\n"
 
 
 def test_paper_data_are_the_verbatim_copies():

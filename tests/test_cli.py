@@ -40,7 +40,10 @@ def test_cli_runs_and_prints_the_category_table(tiny_model, longbench_dir, tmp_p
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "| category | method | rows | score | TTFT x |" in out
-    assert "| all | baseline | 4 |" in out and "| all | lazyllm[depth[0.3:0.8,0.6:0.5,0.9:0.2]] | 4 |" in out
+    assert (
+        "| overall | baseline | 4 |" in out
+        and "| overall | lazyllm[depth[0.3:0.8,0.6:0.5,0.9:0.2]] | 4 |" in out
+    )
     assert "8 new records" in out
     run_dir = tmp_path / "runs" / "tiny-tiny"
     for name in (

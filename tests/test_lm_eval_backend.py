@@ -211,7 +211,7 @@ def test_cli_wrapper(tmp_path, tiny_folder, longbench_dir, monkeypatch):
     assert main(args) == 0
     acc = json.loads((out / "lazybench_accounting.json").read_text())
     assert acc["method_params"]["schedule"] == {"boundaries": [1, 2], "keep": [0.5, 0.25], "unit": "layer"}
-    assert acc["summary"]["requests"] == 1 and acc["summary"]["mean_pct_prompt_computed"] < 100
+    assert acc["summary"]["n_rows"] == 1 and acc["summary"]["pct_prompt_computed"] < 100
     assert list(out.rglob("results_*.json"))
 
 
@@ -237,9 +237,9 @@ def test_smollm2_longbench_slice(tmp_path, longbench_dir, smollm2):
         score = res["results"][name]["score,none"]
         assert 0.0 <= score <= 100.0
     acc = json.loads(acc_path.read_text())
-    assert acc["summary"]["requests"] == 2
-    assert acc["summary"]["pruned_requests"] == 2
-    assert 0 < acc["summary"]["mean_pct_prompt_computed"] < 100
+    assert acc["summary"]["n_rows"] == 2
+    assert acc["summary"]["pruned_pct"] == 100.0
+    assert 0 < acc["summary"]["pct_prompt_computed"] < 100
     assert all(r["truncated"] and r["prompt_tokens"] <= 512 + 32 for r in acc["requests"])
     assert all(r["new_tokens"] <= 3 and r["ttft_s"] > 0 for r in acc["requests"])
 

@@ -67,12 +67,12 @@ def test_run_writes_interleaved_records_and_summaries(tiny, tmp_path):
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["status"] == "finished" and [m["label"] for m in info["methods"]] == ["baseline", LAZY]
     cats = outcome.summary.by_category
-    base_all = cats[(cats["category"] == "all") & (cats["method"] == "baseline")].iloc[0]
-    lazy_all = cats[(cats["category"] == "all") & (cats["method"] == LAZY)].iloc[0]
+    base_all = cats[(cats["category"] == "overall") & (cats["method_label"] == "baseline")].iloc[0]
+    lazy_all = cats[(cats["category"] == "overall") & (cats["method_label"] == LAZY)].iloc[0]
     assert base_all["ttft_speedup"] == pytest.approx(1.0) and base_all["n_rows"] == 4
     assert lazy_all["n_records"] == 4 and lazy_all["pct_prompt_computed"] < 100
-    assert set(cats["category"]) == {"multi_doc_qa", "few_shot", "all"}
-    assert "| all | baseline |" in outcome.table
+    assert set(cats["category"]) == {"multi_doc_qa", "few_shot", "overall"}
+    assert "| overall | baseline |" in outcome.table
     assert outcome.objective == (lazy_all["score"], pytest.approx(lazy_all["ttft_speedup"]))  # for sweepers
 
 

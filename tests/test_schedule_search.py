@@ -15,10 +15,10 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from lazybench.aggregate import FIDELITY_WEIGHT, quality
 from lazybench.engine import Schedule
 from lazybench.runner import conf_dir
 from lazybench.runner.config import to_plain
-from lazybench.runner.search import FIDELITY_WEIGHT, quality
 from lazybench.runner.testing import make_tiny_model, run_tiny_multirun
 
 PRESET = conf_dir() / "experiment" / "schedule_search.yaml"

@@ -16,8 +16,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from lazybench.aggregate import pareto_frontier, per_row, source_text
 from lazybench.analysis.paper import paper_method
-from lazybench.analysis.summary import group_sort_key, method_sort_key, pareto_frontier, per_example
+from lazybench.analysis.summary import method_sort_key
+from lazybench.columns import group_sort_key
 
 PROBE_DATASETS = ("passkey", "needle")
 _PROBE_ID = re.compile(r"^(?:passkey|needle)-len(?P<length>\d+)-depth(?P<depth>[0-9.eE+-]+)-seed\d+$")
@@ -30,12 +32,12 @@ _MARKERS = {
 }
 _SHORT = {
     "ttft_speedup": "TTFT speedup",
-    "gen_speedup": "generation speedup",
+    "generation_speedup": "generation speedup",
     "relative_score": "relative score",
 }
 _AXIS_LABELS = {
     "ttft_speedup": "TTFT speedup vs baseline (x)",
-    "gen_speedup": "generation speedup vs baseline (x)",
+    "generation_speedup": "generation speedup vs baseline (x)",
     "relative_score": "score, % of baseline",
     "score": "score",
 }
@@ -56,10 +58,11 @@ def _series(frame: pd.DataFrame) -> pd.Series:
     return frame["method_label"].astype(str)
 
 
-def _series_order(frame: pd.DataFrame) -> list[str]:
-    names = _series(frame)
-    keyed = {n: method_sort_key(m, lab) for n, m, lab in zip(names, frame["method"], frame["method_label"])}
-    return sorted(keyed, key=lambda n: (keyed[n], n))
+def _legend(frame: pd.DataFrame) -> tuple[list[str], pd.Series]:
+    """The series names in legend order (the paper's method order), and each line's series."""
+    series = _series(frame)
+    keyed = {n: method_sort_key(m, lab) for n, m, lab in zip(series, frame["method"], frame["method_label"])}
+    return sorted(keyed, key=lambda n: (keyed[n], n)), series
 
 
 def _colors(names: list[str]) -> dict[str, tuple]:
@@ -79,11 +82,12 @@ def _grid(n: int, ncols: int, size: tuple[float, float]) -> tuple[Figure, list]:
     return fig, axes[:n]
 
 
-def _title(frame: pd.DataFrame, what: str) -> str:
+def _title(frame: pd.DataFrame, what: str, source: pd.DataFrame | None = None) -> str:
+    """`what`, then the model(s) and run(s), then where the rows came from ("offline slice, 16 rows")."""
     models = sorted({str(m) for m in frame["model"].dropna()})
     runs = sorted({str(r) for r in frame["run"].dropna()})
     where = f"{', '.join(models)}" + (f" — run {runs[0]}" if len(runs) == 1 else f" — {len(runs)} runs")
-    return f"{what}\n{where}"
+    return f"{what}\n{where}\n{source_text(frame if source is None else source)}"
 
 
 # --- Pareto ----------------------------------------------------------------------------------------
@@ -98,7 +102,7 @@ def plot_pareto(
     if rows.empty:
         return None
     groups = sorted(rows["group"].unique(), key=lambda g: (g != "overall", group_sort_key(g)))
-    names = _series_order(rows)
+    names, _ = _legend(rows)
     colors = _colors(names)
     fig, axes = _grid(len(groups), ncols, (4.2, 3.6))
     handles: dict[str, object] = {}
@@ -147,6 +151,18 @@ def plot_pareto(
 # --- LazyLLM schedule sweep --------------------------------------------------------------------------
 
 
+_SCHEDULE_COLUMNS = [
+    "run_dir",
+    "method_label",
+    "boundaries",
+    "keep",
+    "unit",
+    "num_layers",
+    "nominal_keep",
+    "schedule",
+]
+
+
 def schedule_points(records: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
     """One row per LazyLLM method label: its schedule (boundaries, keep, unit), the nominal kept fraction
     (mean over layers of the scheduled keep fraction, resolved on the run's model depth), and the
@@ -177,31 +193,10 @@ def schedule_points(records: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFram
             }
         )
     if not rows:
-        return pd.DataFrame(
-            columns=[
-                "run_dir",
-                "method_label",
-                "boundaries",
-                "keep",
-                "unit",
-                "num_layers",
-                "nominal_keep",
-                "schedule",
-            ]
-        )
+        return pd.DataFrame(columns=_SCHEDULE_COLUMNS)
     overall = summary[summary["level"] == "overall"]
-    cols = [
-        "run_dir",
-        "run",
-        "model",
-        "method",
-        "method_label",
-        "relative_score",
-        "ttft_speedup",
-        "gen_speedup",
-        "pct_prompt_computed",
-        "score",
-    ]
+    cols = ["run_dir", "run", "model", "method", "method_label", "relative_score", "ttft_speedup"]
+    cols += ["generation_speedup", "pct_prompt_computed", "score"]
     return pd.DataFrame(rows).merge(overall[cols], on=["run_dir", "method_label"], how="left")
 
 
@@ -219,7 +214,7 @@ def plot_schedule_sweep(records: pd.DataFrame, summary: pd.DataFrame) -> Figure 
     axes[0].legend(fontsize="small")
     axes[0].set_ylabel("overall score, % of baseline")
     axes[1].plot(xs, pts["ttft_speedup"], "o-", label="TTFT")
-    axes[1].plot(xs, pts["gen_speedup"], "s--", label="generation")
+    axes[1].plot(xs, pts["generation_speedup"], "s--", label="generation")
     axes[1].plot([100], [1], "k*", ms=10, label="baseline")
     axes[1].set_ylabel("speedup vs baseline (x)")
     axes[1].legend(fontsize="small")
@@ -240,7 +235,7 @@ def plot_schedule_sweep(records: pd.DataFrame, summary: pd.DataFrame) -> Figure 
                 xytext=(3, 3),
                 textcoords="offset points",
             )
-    fig.suptitle(_title(pts, "LazyLLM schedule sweep (overall)"))
+    fig.suptitle(_title(pts, "LazyLLM schedule sweep (overall)", summary))
     return fig
 
 
@@ -291,9 +286,8 @@ def plot_layer_tokens(records: pd.DataFrame) -> Figure | None:
     prof = layer_profile(records)
     if prof.empty:
         return None
-    names = _series_order(prof)
+    names, series = _legend(prof)
     colors = _colors(names)
-    series = _series(prof)
     fig, axes = _grid(2, 2, (5.5, 4.0))
     for name in names:
         part = prof[series == name]
@@ -345,7 +339,7 @@ def probe_accuracy(records: pd.DataFrame) -> pd.DataFrame:
     rows = rows.dropna(subset=["depth", "target_tokens"])
     if rows.empty:
         return pd.DataFrame(columns=cols)
-    ex = per_example(rows.drop(columns=["depth", "target_tokens"]))
+    ex = per_row(rows.drop(columns=["depth", "target_tokens"]))
     where = rows.drop_duplicates(["run_dir", "method_label", "example_id"])[
         ["run_dir", "method_label", "example_id", "depth", "target_tokens"]
     ]
@@ -366,8 +360,7 @@ def plot_probe_heatmap(records: pd.DataFrame) -> Figure | None:
     acc = probe_accuracy(records)
     if acc.empty:
         return None
-    names = _series_order(acc)
-    series = _series(acc)
+    names, series = _legend(acc)
     kinds = [k for k in PROBE_DATASETS if k in set(acc["dataset"])]
     depths = sorted(acc["depth"].unique())
     lengths = sorted(acc["target_tokens"].unique())
@@ -405,7 +398,7 @@ def write_plots(records: pd.DataFrame, summary: pd.DataFrame, out_dir: str | os.
     """Save every plot the records support into out_dir; return the written paths."""
     figures = {
         "pareto_ttft.png": plot_pareto(summary, "ttft_speedup", "relative_score"),
-        "pareto_generation.png": plot_pareto(summary, "gen_speedup", "relative_score"),
+        "pareto_generation.png": plot_pareto(summary, "generation_speedup", "relative_score"),
         "schedule_sweep.png": plot_schedule_sweep(records, summary),
         "layer_tokens.png": plot_layer_tokens(records),
         "probe_heatmap.png": plot_probe_heatmap(records),

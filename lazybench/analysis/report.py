@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from lazybench.aggregate import records_frame, source_text
 from lazybench.analysis.paper import check_paper_model
 from lazybench.analysis.summary import summarize
-from lazybench.analysis.tables import dataset_table, overall_table, table1, table2, to_markdown, write_table
+from lazybench.analysis.tables import dataset_table, overall_table, table1, table2
+from lazybench.tablewriter import to_markdown, write_table
 
 PAPER_NAMES = {"llama2": "Llama 2 7B chat", "xgen": "XGen 7B 8k inst"}
 
@@ -24,18 +26,19 @@ class Report:
 
 
 def runs_overview(records: pd.DataFrame) -> pd.DataFrame:
-    """One row per run: folder, model, device, number of records / examples, method labels."""
+    """One row per run: folder, model, device, where its rows came from, records, method labels."""
     rows = []
     for (run, run_dir), g in records.groupby(["run", "run_dir"], sort=False):
         rows.append(
             {
                 "run": run,
                 "run_dir": run_dir,
+                "data_source": "; ".join(pd.unique(records_frame(g)["data_source"])),
+                "run_rows": len(g.drop_duplicates(["dataset", "example_id"])),
                 "run_id": ", ".join(sorted(set(map(str, g["run_id"])))),
                 "model": ", ".join(sorted(set(map(str, g["model"])))),
                 "device": ", ".join(sorted(set(map(str, g["device"])))),
                 "records": len(g),
-                "examples": g["example_id"].nunique(),
                 "method_labels": g["method_label"].nunique(),
             }
         )
@@ -62,9 +65,9 @@ def build_report(
         "runs": ("Runs", None),
         "table1": (
             "Table 1 layout: score and TTFT speedup per category",
-            f"Ours: `score` (0-100, category macro-average), `ttft_speedup` (baseline mean TTFT / method mean "
-            f"TTFT over the examples both ran), `relative_score` (% of our baseline). `paper_{paper}_*`: the "
-            f"paper's Table 1 for {paper_name} (A100), verbatim.",
+            f"Ours: score (0-100, category macro-average; overall: mean of the categories), TTFT x (sum of "
+            f"baseline TTFT / sum of method TTFT over the rows both ran), % of baseline (relative score). "
+            f"`paper_{paper}_*`: the paper's Table 1 for {paper_name} (A100), verbatim.",
         ),
         "table2": (
             "Table 2 layout: % of prompt tokens computed and generation speedup",
@@ -73,9 +76,10 @@ def build_report(
         ),
         "overall": (
             "Overall per method (fidelity to the full model included)",
-            "`first_token_match`: rate (0-1) of the first generated token equal to the baseline's; "
-            "`first_token_kl`: KL(baseline || method) of the first-token distributions; "
-            "`rouge_l_vs_baseline`: ROUGE-L of the output against the baseline's output.",
+            "1st-token match %: rows whose first generated token equals the baseline's; 1st-token KL: "
+            "KL(baseline || method) of the first-token distributions; ROUGE-L vs base: ROUGE-L of the "
+            "output against the baseline's output; noisy rows: rows whose repeated prefill timings "
+            "spread by more than the limit in lazybench/aggregate.py.",
         ),
         "datasets": (
             "Per dataset",
@@ -84,7 +88,7 @@ def build_report(
         ),
     }
     files: list[Path] = []
-    sections = ["# lazybench analysis\n"]
+    sections = ["# lazybench analysis\n", f"Rows: {source_text(summary)}.\n"]
     if (records["run_id"].astype(str).str.startswith("FIXTURE")).any():
         sections.append("**FIXTURE DATA: these records are synthetic test data, not measurements.**\n")
     summary_path = out / "summary.csv"

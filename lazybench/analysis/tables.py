@@ -1,4 +1,4 @@
-"""Tables in the paper's layouts, with the paper's numbers beside ours, and markdown / CSV writers.
+"""Tables in the paper's layouts, with the paper's numbers beside ours (written by `lazybench.tablewriter`).
 
 Our columns are unprefixed (`score`, `ttft_speedup`, ...). The paper's are prefixed with the paper
 model they come from: `paper_llama2_score`, `paper_xgen_ttft_speedup`, ...; LongBench leaderboard
@@ -9,12 +9,9 @@ which the paper's tables do not have). Table 2 of the paper reports LazyLLM only
 
 from __future__ import annotations
 
-import math
-import os
-from pathlib import Path
-
 import pandas as pd
 
+from lazybench.aggregate import select_level
 from lazybench.analysis.paper import (
     PAPER_CATEGORIES,
     check_paper_model,
@@ -22,9 +19,8 @@ from lazybench.analysis.paper import (
     paper_table1,
     paper_table2,
 )
-from lazybench.analysis.summary import group_sort_key, select_level
 
-_ID = ["run", "category", "method_label", "method", "paper_method", "n_examples"]
+_ID = ["run", "category", "method_label", "method", "paper_method", "n_rows"]
 
 
 def _categories(summary: pd.DataFrame, include_overall: bool) -> pd.DataFrame:
@@ -38,7 +34,7 @@ def table1(summary: pd.DataFrame, paper: str = "llama2", include_overall: bool =
 
     Rows: the paper's six categories present in our runs (paper order), then "overall" (ours only),
     methods in the paper's order within each. Columns: run, category, method_label, method,
-    paper_method, n_examples, score, ttft_speedup, relative_score, paper_<model>_score,
+    paper_method, n_rows, score, ttft_speedup, relative_score, paper_<model>_score,
     paper_<model>_ttft_speedup.
     """
     check_paper_model(paper)
@@ -53,14 +49,14 @@ def table1(summary: pd.DataFrame, paper: str = "llama2", include_overall: bool =
     out = ours[[*_ID, "score", "ttft_speedup", "relative_score"]].merge(
         ref, on=["category", "paper_method"], how="left"
     )
-    return _grouped(out, "category")
+    return out
 
 
 def table2(summary: pd.DataFrame, paper: str = "llama2", include_overall: bool = True) -> pd.DataFrame:
     """Paper Table 2 layout: per category and method, % of prompt tokens computed and generation speedup.
 
-    Columns: run, category, method_label, method, paper_method, n_examples, pct_prompt_computed,
-    gen_speedup, paper_<model>_pct_prompt_tokens_computed, paper_<model>_generation_speedup (the
+    Columns: run, category, method_label, method, paper_method, n_rows, pct_prompt_computed,
+    generation_speedup, paper_<model>_pct_prompt_tokens_computed, paper_<model>_generation_speedup (the
     paper's values on LazyLLM rows only: its Table 2 reports LazyLLM alone).
     """
     check_paper_model(paper)
@@ -69,10 +65,10 @@ def table2(summary: pd.DataFrame, paper: str = "llama2", include_overall: bool =
     ref = ref.rename(columns={c: f"paper_{c}" for c in ref.columns if c != "category"}).assign(
         paper_method="lazyllm"
     )
-    out = ours[[*_ID, "pct_prompt_computed", "gen_speedup"]].merge(
+    out = ours[[*_ID, "pct_prompt_computed", "generation_speedup"]].merge(
         ref, on=["category", "paper_method"], how="left"
     )
-    return _grouped(out, "category")
+    return out
 
 
 def dataset_table(summary: pd.DataFrame, paper: str = "llama2") -> pd.DataFrame:
@@ -87,18 +83,18 @@ def dataset_table(summary: pd.DataFrame, paper: str = "llama2") -> pd.DataFrame:
         "method_label",
         "method",
         "paper_method",
-        "n_examples",
+        "n_rows",
         "score",
         "relative_score",
         "ttft_speedup",
-        "gen_speedup",
+        "generation_speedup",
         "pct_prompt_computed",
     ]
     out = rows[cols].copy()
     official = longbench_official_scores().query("model == @paper").set_index("dataset")["score"]
     column = f"longbench_{paper}_score"
     out[column] = out["dataset"].map(official).where(out["paper_method"] == "baseline").astype(float)
-    return _grouped(out, "dataset")
+    return out
 
 
 def overall_table(summary: pd.DataFrame) -> pd.DataFrame:
@@ -108,67 +104,17 @@ def overall_table(summary: pd.DataFrame) -> pd.DataFrame:
         "run",
         "method_label",
         "method",
-        "n_examples",
-        "n_repeats",
+        "n_rows",
+        "n_records",
         "score",
         "relative_score",
         "ttft_speedup",
-        "gen_speedup",
+        "generation_speedup",
         "pct_prompt_computed",
         "prefill_flop_fraction",
-        "first_token_match",
+        "first_token_match_pct",
         "first_token_kl",
         "rouge_l_vs_baseline",
+        "noisy_rows",
     ]
     return rows[cols].reset_index(drop=True)
-
-
-def _grouped(frame: pd.DataFrame, column: str) -> pd.DataFrame:
-    """Rows grouped by `column` (categories / datasets in the paper's order) within each run, keeping
-    the summary's method order inside a group."""
-    run_order = {r: i for i, r in enumerate(pd.unique(frame["run"]))}
-    keys = pd.Series(
-        [(run_order[r], group_sort_key(g)) for r, g in zip(frame["run"], frame[column])], index=frame.index
-    )
-    return frame.loc[keys.sort_values(kind="stable").index].reset_index(drop=True)
-
-
-# --- writers ---------------------------------------------------------------------------------------
-
-
-def _cell(value, digits: int) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value).replace("|", "\\|")
-
-
-def to_markdown(frame: pd.DataFrame, digits: int = 2, drop_constant: tuple[str, ...] = ("run",)) -> str:
-    """A GitHub markdown table; NaN cells are blank. Columns in `drop_constant` are left out when they
-    hold a single value (e.g. `run` for a one-run table)."""
-    cols = [c for c in frame.columns if not (c in drop_constant and frame[c].nunique(dropna=False) <= 1)]
-    cols = [c for c in cols if c != "run_dir"]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for row in frame[cols].itertuples(index=False):
-        lines.append("| " + " | ".join(_cell(v, digits) for v in row) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def write_table(
-    frame: pd.DataFrame,
-    out_dir: str | os.PathLike,
-    name: str,
-    title: str | None = None,
-    note: str | None = None,
-) -> tuple[Path, Path]:
-    """Write `<name>.csv` (full precision) and `<name>.md` (2 decimals) into out_dir; return both paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path, md_path = out / f"{name}.csv", out / f"{name}.md"
-    frame.to_csv(csv_path, index=False)
-    parts = [f"## {title}\n" if title else "", f"{note}\n" if note else "", to_markdown(frame)]
-    md_path.write_text("\n".join(p for p in parts if p), encoding="utf-8")
-    return csv_path, md_path

@@ -30,17 +30,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from statistics import fmean
 from typing import Any
 
 import torch
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
+from lazybench import aggregate
 from lazybench.lm_eval_backend.tasks import DATA_DIR_KEY, MARKER, doc_to_example
 
 log = logging.getLogger("lazybench.lm_eval")
@@ -469,23 +468,18 @@ class LazyLLMLM(LM):
         return path
 
 
+#: The accounting numbers of a request list (lazybench.aggregate columns; no baseline, no score here).
+ACCOUNTING = (
+    "n_rows", "ttft_s", "total_s", "prompt_tokens", "new_tokens", "pct_prompt_computed",
+    "prefill_flop_fraction", "pruned_pct", "truncated_pct", "noisy_rows",
+)  # fmt: skip
+
+
 def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Means over requests; ``pct_prompt_computed_total`` weights requests by prompt length."""
+    """The requests' accounting as `lazybench.aggregate` defines it for a run's rows (one request is
+    one row; its task is its dataset): means over requests, % of requests pruned / truncated."""
     if not records:
-        return {"requests": 0}
-    full = sum(r["full_prompt_tokens"] for r in records)
-    return {
-        "requests": len(records),
-        "mean_ttft_s": fmean(r["ttft_s"] for r in records),
-        "total_ttft_s": math.fsum(r["ttft_s"] for r in records),
-        "mean_total_s": fmean(r["total_s"] for r in records),
-        "mean_prompt_tokens": fmean(r["prompt_tokens"] for r in records),
-        "mean_new_tokens": fmean(r["new_tokens"] for r in records),
-        "mean_pct_prompt_computed": fmean(r["pct_prompt_computed"] for r in records),
-        "pct_prompt_computed_total": (100.0 * sum(r["computed_prompt_tokens"] for r in records) / full)
-        if full
-        else None,
-        "mean_prefill_flop_fraction": fmean(r["prefill_flop_fraction"] for r in records),
-        "pruned_requests": sum(bool(r["pruned"]) for r in records),
-        "truncated_requests": sum(bool(r["truncated"]) for r in records),
-    }
+        return {"n_rows": 0}
+    rows = [{**r, "dataset": str(r.get("task")), "example_id": str(i)} for i, r in enumerate(records)]
+    line = aggregate.select_level(aggregate.summarize(rows, baseline=None), aggregate.OVERALL).iloc[0]
+    return {name: line[name].item() for name in ACCOUNTING}

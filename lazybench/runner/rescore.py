@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lazybench.records import RECORDS_FILE, read_records
-from lazybench.runner.config import BASELINE, RunConfigError
+from lazybench.runner.config import RunConfigError
 from lazybench.runner.run import exclusive_run_dir
 from lazybench.tasks.data import DATA_DIR_ENV
 
@@ -114,13 +114,10 @@ def rescore_run(run_dir: str | Path, data_dir: str | None = None) -> RescoreOutc
         records, changed, largest = rescore_records(loaded.records, data_dir)
         differ = _replace_records(run_dir, records)
 
-    labels = [m["label"] for m in run_info.get("methods", [])]
-    labels = labels or list(dict.fromkeys(r["method_label"] for r in records))
-    summary = S.summarize(records, BASELINE, labels)
-    S.write_summary(summary, run_dir, _header(run_dir, len(records), differ))
-    png = run_dir / "speed_accuracy.png"
-    if png.exists():
-        S.plot_with_analysis(run_dir, png) or S.plot_speed_accuracy(summary, png, run_dir.name)
+    labels = [m["label"] for m in run_info.get("methods", [])] or None
+    header = _header(run_dir, len(records), differ)
+    plot = (run_dir / "speed_accuracy.png").exists()
+    S.write_run_summaries(run_dir, records, header, labels, plot=plot)
     return RescoreOutcome(run_dir, len(records), changed, largest)
 
 

@@ -32,6 +32,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from lazybench import aggregate
 from lazybench.records import RECORDS_FILE, RunRecord, append_record, read_records, truncate_partial_tail
 from lazybench.runner.config import (
     BASELINE,
@@ -51,15 +52,8 @@ PROBE_META = ("depth", "actual_depth", "target_tokens")  # probe placement, for 
 
 log = logging.getLogger("lazybench.runner")
 
-#: quality = score + a fidelity tie-breaker (lazybench.runner.search.quality), for schedule searches.
-OBJECTIVES = (
-    "score",
-    "ttft_speedup",
-    "generation_speedup",
-    "pct_prompt_computed",
-    "first_token_match_pct",
-    "quality",
-)
+#: What a job may return to its sweeper: columns of the method's overall line (lazybench.aggregate).
+OBJECTIVES = aggregate.OBJECTIVES
 
 
 @dataclass
@@ -457,11 +451,7 @@ def _objective(plan: RunPlan, summary) -> Any:
     if not wanted or summary is None or plan.primary_label is None:
         return None
     names = [wanted] if isinstance(wanted, str) else list(wanted)
-    cats = summary.by_category
-    row = cats[(cats["category"] == "all") & (cats["method"] == plan.primary_label)]
-    from lazybench.runner.search import objective_value
-
-    values = tuple(objective_value(row.iloc[0], n) if not row.empty else float("nan") for n in names)
+    values = aggregate.objective_values(summary.frame, plan.primary_label, names)
     return values[0] if len(values) == 1 else values
 
 
@@ -653,7 +643,6 @@ def _finish(plan: RunPlan, records: list[dict], outcome: RunOutcome) -> None:
     from lazybench.runner import summary as S
 
     cfg = plan.cfg
-    summary = S.summarize(records, BASELINE, [m.label for m in plan.methods])
     header = [
         f"- run: `{plan.run_id}` ({plan.run_dir})",
         f"- model: `{plan.spec.name}` ({plan.num_layers} layers, {plan.device}), chat style `{plan.chat_style}`, "
@@ -661,15 +650,11 @@ def _finish(plan: RunPlan, records: list[dict], outcome: RunOutcome) -> None:
         f"- suite: `{cfg.suite.name}` ({len(plan.rows)} rows), warm-ups {cfg.warmups}, seed {cfg.seed}",
         f"- records: {len(records)}",
     ]
-    outcome.files = S.write_summary(summary, plan.run_dir, header)
-    if cfg.get("plot", True):
-        title = f"{cfg.model.get('id') or plan.spec.name} on {cfg.suite.name} ({len(plan.rows)} rows)"
-        png = plan.run_dir / "speed_accuracy.png"
-        outcome.files.append(
-            S.plot_with_analysis(plan.run_dir, png) or S.plot_speed_accuracy(summary, png, title)
-        )
-    outcome.summary = summary
-    outcome.table = S.category_table(summary)
+    labels = [m.label for m in plan.methods]
+    outcome.summary, outcome.files = S.write_run_summaries(
+        plan.run_dir, records, header, labels, plot=bool(cfg.get("plot", True))
+    )
+    outcome.table = S.category_table(outcome.summary)
 
 
 def run(cfg: DictConfig, run_dir: str | Path | None = None) -> RunOutcome:

@@ -1,298 +1,143 @@
-"""Summaries of a run's records: per dataset, per category, per method label; tables and a plot.
+"""A run's summaries: `lazybench.aggregate`'s numbers per dataset and per category, as the printed
+table, summary_by_dataset.csv, summary_by_category.csv, summary.md and speed_accuracy.png.
 
-Definitions (also in docs/results_layout.md):
-
-- score: LongBench's dataset score, round(100 x mean example score, 2), each example's score first
-  averaged over its repeats; a category's score is the macro-average of its datasets' scores, and
-  the ``all`` row the mean over datasets.
-- TTFT speedup: mean baseline TTFT / mean method TTFT over the same rows (those where both ran);
-  generation speedup the same with the total generation time. Pooled over rows for categories.
-- % prompt computed, prefill FLOP fraction, pruned %: means over records.
-- fidelity: first-token match rate (%), mean first-token KL(baseline || method), mean ROUGE-L of
-  the output against the baseline's output, over non-baseline records.
+Nothing is computed here: every number and column is defined in `lazybench.aggregate`, every
+table is written by `lazybench.tablewriter`.
 """
 
 from __future__ import annotations
 
-import math
+import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from lazybench.tasks import CATEGORIES, PAPER_DATASETS
+from lazybench import aggregate as agg
+from lazybench.tablewriter import to_markdown
 
-ALL = "all"
-_MEANS = {
-    "ttft_mean_s": "ttft_s",
-    "total_mean_s": "total_s",
-    "prompt_tokens": "prompt_tokens",
-    "new_tokens": "new_tokens",
-    "pct_prompt_computed": "pct_prompt_computed",
-    "prefill_flop_fraction": "prefill_flop_fraction",
-}
-COLUMNS = [
-    "method",
+log = logging.getLogger("lazybench.runner")
+
+#: Columns of the printed per-category table and of summary.md's tables (the CSVs hold them all).
+TABLE = [
+    "method_label",
     "n_rows",
-    "n_records",
     "score",
     "ttft_speedup",
     "generation_speedup",
-    "ttft_mean_s",
-    "total_mean_s",
-    "prompt_tokens",
-    "new_tokens",
     "pct_prompt_computed",
-    "prefill_flop_fraction",
-    "pruned_pct",
     "first_token_match_pct",
     "first_token_kl",
     "rouge_l_vs_baseline",
 ]
-#: Columns of the printed per-category table: (column, header, decimals).
-TABLE = [
-    ("category", "category", None),
-    ("method", "method", None),
-    ("n_rows", "rows", 0),
-    ("score", "score", 2),
-    ("ttft_speedup", "TTFT x", 2),
-    ("generation_speedup", "gen x", 2),
-    ("pct_prompt_computed", "% prompt computed", 1),
-    ("first_token_match_pct", "1st-token match %", 1),
-    ("first_token_kl", "1st-token KL", 4),
-    ("rouge_l_vs_baseline", "ROUGE-L vs base", 3),
-]
+_FILES = ("summary_by_dataset.csv", "summary_by_category.csv", "summary.md")
 
 
 @dataclass
 class Summary:
-    by_dataset: pd.DataFrame
-    by_category: pd.DataFrame
+    frame: pd.DataFrame  # lazybench.aggregate.summarize: one line per (method label, level, group)
     baseline_label: str
     labels: list[str]
 
+    @property
+    def by_dataset(self) -> pd.DataFrame:
+        rows = agg.select_level(self.frame, "dataset")
+        return rows.rename(columns={"group": "dataset"}).drop(columns=["level"])
 
-def _per_example(records: Sequence[dict]) -> pd.DataFrame:
-    """One row per (dataset, example, method label): record fields averaged over repeats."""
-    df = pd.DataFrame.from_records(list(records))
-    df["first_token_match"] = df["first_token_match"].map({True: 1.0, False: 0.0})
-    for col in ("first_token_kl", "rouge_l_vs_baseline"):
-        df[col] = pd.to_numeric(df[col], errors="coerce")
-    df["pruned"] = df["pruned"].astype(float)
-    value_cols = [
-        "score",
-        "ttft_s",
-        "total_s",
-        "prompt_tokens",
-        "new_tokens",
-        "pct_prompt_computed",
-        "prefill_flop_fraction",
-        "pruned",
-        "first_token_match",
-        "first_token_kl",
-        "rouge_l_vs_baseline",
-    ]
-    keys = ["dataset", "category", "method_label", "example_id"]
-    grouped = df.groupby(keys, sort=False)
-    out = grouped[value_cols].mean()
-    out["n_records"] = grouped.size()
-    out["method_name"] = grouped["method"].first()
-    return out.reset_index()
-
-
-def _nanmean(series: pd.Series) -> float:
-    values = series.dropna()
-    return float(values.mean()) if len(values) else math.nan
-
-
-def _metrics(rows: pd.DataFrame, base: pd.DataFrame) -> dict:
-    """Numbers of one method over some rows; `base` is the baseline over the same scope."""
-    idx = ["dataset", "example_id"]
-    shared = rows[[*idx, "ttft_s", "total_s"]].merge(
-        base[[*idx, "ttft_s", "total_s"]], on=idx, suffixes=("", "_base")
-    )
-    out = {
-        "n_rows": len(rows),
-        "n_records": int(rows["n_records"].sum()),
-        "ttft_speedup": shared["ttft_s_base"].mean() / shared["ttft_s"].mean() if len(shared) else math.nan,
-        "generation_speedup": shared["total_s_base"].mean() / shared["total_s"].mean()
-        if len(shared)
-        else math.nan,
-        "pruned_pct": 100.0 * rows["pruned"].mean(),
-        "first_token_match_pct": 100.0 * _nanmean(rows["first_token_match"]),
-        "first_token_kl": _nanmean(rows["first_token_kl"]),
-        "rouge_l_vs_baseline": _nanmean(rows["rouge_l_vs_baseline"]),
-    }
-    for name, col in _MEANS.items():
-        out[name] = float(rows[col].mean())
-    return out
-
-
-def _dataset_order(names) -> list[str]:
-    known = [d for d in PAPER_DATASETS if d in set(names)]
-    return known + sorted(set(names) - set(known))
-
-
-def _category_order(names) -> list[str]:
-    known = [c for c in CATEGORIES if c in set(names)]
-    return known + sorted(set(names) - set(known))
+    @property
+    def by_category(self) -> pd.DataFrame:
+        """Categories, then "overall"; `category` names the group."""
+        rows = self.frame[self.frame["level"] != "dataset"]
+        return rows.drop(columns=["level", "group"]).reset_index(drop=True)
 
 
 def summarize(
-    records: Sequence[dict], baseline_label: str = "baseline", labels: Sequence[str] | None = None
+    records: Sequence[dict],
+    baseline_label: str = agg.BASELINE,
+    labels: Sequence[str] | None = None,
+    run_dir: str | Path | None = None,
 ) -> Summary:
-    """Per-dataset and per-category tables over every record given (all labels present)."""
+    """Every number of one run's records (all labels present), methods in `labels`' order."""
     if not records:
         raise ValueError("no records to summarise")
-    ex = _per_example(records)
-    present = list(dict.fromkeys(ex["method_label"]))
-    order = [lb for lb in (labels or []) if lb in present] + [
-        lb for lb in present if lb not in (labels or [])
-    ]
-    if baseline_label in order:
-        order.remove(baseline_label)
-        order.insert(0, baseline_label)
-    names = dict(zip(ex["method_label"], ex["method_name"]))
-
-    by_dataset = []
-    for dataset in _dataset_order(ex["dataset"].unique()):
-        d = ex[ex["dataset"] == dataset]
-        base = d[d["method_label"] == baseline_label]
-        for label in order:
-            rows = d[d["method_label"] == label]
-            if rows.empty:
-                continue
-            row = {"dataset": dataset, "category": rows["category"].iloc[0], "method": label}
-            row.update(_metrics(rows, base), score=round(100.0 * float(rows["score"].mean()), 2))
-            row["method_name"] = names[label]
-            by_dataset.append(row)
-    by_dataset_df = pd.DataFrame(by_dataset, columns=["dataset", "category", *COLUMNS, "method_name"])
-
-    by_category = []
-    scopes = [(c, ex["category"] == c) for c in _category_order(ex["category"].unique())]
-    scopes.append((ALL, pd.Series(True, index=ex.index)))
-    for category, mask in scopes:
-        c = ex[mask]
-        base = c[c["method_label"] == baseline_label]
-        for label in order:
-            rows = c[c["method_label"] == label]
-            if rows.empty:
-                continue
-            ds = by_dataset_df[(by_dataset_df["method"] == label)]
-            if category != ALL:
-                ds = ds[ds["category"] == category]
-            row = {"category": category, "method": label}
-            row.update(_metrics(rows, base), score=round(float(ds["score"].mean()), 2))
-            row["n_datasets"] = len(ds)
-            row["method_name"] = names[label]
-            by_category.append(row)
-    by_category_df = pd.DataFrame(by_category, columns=["category", *COLUMNS, "n_datasets", "method_name"])
-    return Summary(by_dataset_df, by_category_df, baseline_label, order)
+    frame = agg.summarize(records, baseline_label, run_dir=run_dir, order=labels)
+    return Summary(frame, baseline_label, list(pd.unique(frame["method_label"])))
 
 
-# ---------------------------------------------------------------------------------------------
-# output
-
-
-def _fmt(value, decimals: int | None) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if decimals is None:
-        return str(value)
-    if decimals == 0:
-        return str(int(value))
-    return f"{value:.{decimals}f}"
-
-
-def markdown_table(df: pd.DataFrame, spec: Sequence[tuple[str, str, int | None]]) -> str:
-    head = "| " + " | ".join(h for _, h, _ in spec) + " |"
-    rule = "|" + "|".join("---" if d is None else "---:" for _, _, d in spec) + "|"
-    body = ["| " + " | ".join(_fmt(row[c], d) for c, _, d in spec) + " |" for _, row in df.iterrows()]
-    return "\n".join([head, rule, *body])
+def _shown(frame: pd.DataFrame, first: str) -> list[str]:
+    """The table's columns, with noisy_rows only when some row is noisy."""
+    return [first, *TABLE, *(["noisy_rows"] if frame["noisy_rows"].sum() else [])]
 
 
 def category_table(summary: Summary) -> str:
-    return markdown_table(summary.by_category, TABLE)
+    cats = summary.by_category
+    return to_markdown(cats[_shown(cats, "category")], drop_constant=())
 
 
 def dataset_table(summary: Summary) -> str:
-    spec = [("dataset", "dataset", None), *TABLE[1:]]
-    return markdown_table(summary.by_dataset, spec)
+    ds = summary.by_dataset
+    return to_markdown(ds[_shown(ds, "dataset")], drop_constant=())
+
+
+def notes(summary: Summary) -> list[str]:
+    """What the tables' numbers are, where the rows came from, and the noisy-timing footnote."""
+    lines = [
+        f"- rows: {agg.source_text(summary.frame)}",
+        "",
+        "Score: LongBench metric x100 (category: macro-average of its datasets; overall: mean of the "
+        "categories). TTFT x / gen x: sum of baseline times / sum of method times over the rows both ran. "
+        f"Fidelity columns compare each output with `{summary.baseline_label}` on the same prompt. "
+        "Definitions: lazybench/aggregate.py, docs/results_layout.md.",
+    ]
+    noisy = summary.frame[(summary.frame["level"] == agg.OVERALL) & (summary.frame["noisy_rows"] > 0)]
+    if len(noisy):
+        counts = ", ".join(f"`{lab}` {int(n)}" for lab, n in zip(noisy["method_label"], noisy["noisy_rows"]))
+        lines += [
+            "",
+            f"Noisy timings: rows whose repeated prefill timings spread by more than {agg.SPREAD_LIMIT:.0%} "
+            f"(`noisy_rows`): {counts}. Their speedups are less certain.",
+        ]
+    return lines
 
 
 def write_summary(summary: Summary, run_dir: Path, header: Sequence[str] = ()) -> list[Path]:
     """summary_by_dataset.csv, summary_by_category.csv and summary.md in run_dir."""
-    paths = [run_dir / "summary_by_dataset.csv", run_dir / "summary_by_category.csv", run_dir / "summary.md"]
+    paths = [run_dir / name for name in _FILES]
     summary.by_dataset.to_csv(paths[0], index=False)
     summary.by_category.to_csv(paths[1], index=False)
-    lines = ["# lazybench run summary", "", *header, ""]
-    lines += [
-        "Score: LongBench metric x100 (category: macro-average of its datasets; `all`: mean over datasets). "
-        "TTFT x / gen x: mean baseline time / mean method time over the same rows. Fidelity columns compare "
-        f"each output with `{summary.baseline_label}` on the same prompt. Definitions: docs/results_layout.md.",
-        "",
-        "## By category",
-        "",
-        category_table(summary),
-        "",
-        "## By dataset",
-        "",
-        dataset_table(summary),
-        "",
-    ]
+    header = [h for h in header if not h.startswith("- rows:")]
+    lines = ["# lazybench run summary", "", *header, *notes(summary), "", "## By category", ""]
+    lines += [category_table(summary), "## By dataset", "", dataset_table(summary)]
     paths[2].write_text("\n".join(lines), encoding="utf-8")
     return paths
 
 
-def plot_with_analysis(run_dir: Path, path: Path) -> Path | None:
-    """The analysis layer's speed/accuracy plot (lazybench.analysis: panels per category, Pareto
-    frontier), or None when it is unavailable or cannot plot these records."""
-    import logging
-    import warnings
-
+def plot_speed_accuracy(summary: Summary, path: Path) -> Path | None:
+    """Score against TTFT speedup, a panel per category and overall (`lazybench.analysis.plots`,
+    imported here so that the runner loads matplotlib only when it plots); None if nothing to plot."""
     try:
-        from lazybench.analysis import load_runs
-        from lazybench.analysis import summarize as analysis_summarize
         from lazybench.analysis.plots import plot_pareto, save_figure
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fig = plot_pareto(analysis_summarize(load_runs(run_dir)), x="ttft_speedup", y="score")
+            fig = plot_pareto(summary.frame, x="ttft_speedup", y="score")
         return None if fig is None else save_figure(fig, path)
-    except Exception as err:  # noqa: BLE001 - optional: fall back to the runner's own plot
-        logging.getLogger("lazybench.runner").info(
-            "analysis plot unavailable (%s); using the runner's own", err
-        )
+    except Exception as err:  # noqa: BLE001 - a plot must not fail a finished run
+        log.warning("no speed/accuracy plot: %s", err)
         return None
 
 
-def plot_speed_accuracy(summary: Summary, path: Path, title: str = "") -> Path:
-    """Score against TTFT speedup: one large point per method (all rows), small ones per category."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    cats = summary.by_category
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, label in enumerate(summary.labels):
-        color = colors[i % len(colors)]
-        rows = cats[cats["method"] == label]
-        per_cat = rows[rows["category"] != ALL]
-        ax.scatter(per_cat["ttft_speedup"], per_cat["score"], s=18, alpha=0.35, color=color)
-        overall = rows[rows["category"] == ALL]
-        if not overall.empty:
-            x, y = float(overall["ttft_speedup"].iloc[0]), float(overall["score"].iloc[0])
-            ax.scatter([x], [y], s=80, color=color, edgecolor="black", label=label, zorder=3)
-    ax.axvline(1.0, color="grey", lw=0.8, ls="--")
-    ax.set_xlabel("TTFT speedup vs baseline (x)")
-    ax.set_ylabel("LongBench score (mean over datasets)")
-    ax.set_title(title or "speed / accuracy", fontsize=10)
-    ax.legend(fontsize=7, loc="best")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+def write_run_summaries(
+    run_dir: Path,
+    records: Sequence[dict],
+    header: Sequence[str] = (),
+    labels: Sequence[str] | None = None,
+    plot: bool = True,
+) -> tuple[Summary, list[Path]]:
+    """Summarise a run's records and write its summary files (and plot); the Summary and the paths."""
+    summary = summarize(records, agg.BASELINE, labels, run_dir)
+    files = write_summary(summary, run_dir, header)
+    png = plot_speed_accuracy(summary, run_dir / "speed_accuracy.png") if plot else None
+    return summary, files + ([png] if png else [])
