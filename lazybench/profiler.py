@@ -518,7 +518,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, default=2000, help="LongBench middle truncation (default 2000)")
     p.add_argument("--chat-style", default="auto", help="none|llama2|xgen|chat_template|auto (default auto)")
     p.add_argument(
-        "--data-dir", default=None, help="folder of <dataset>.jsonl (default $LAZYBENCH_LONGBENCH_DIR)"
+        "--data-dir",
+        default=None,
+        help="offline (default: the bundled slice, or $LAZYBENCH_LONGBENCH_DIR), hub, or a folder of <dataset>.jsonl",
     )
     p.add_argument("--out", default=None, help="output folder (default runs/profile-<model>)")
     p.add_argument("--target-mass", type=float, default=0.9, help="attention mass to retain (default 0.9)")
