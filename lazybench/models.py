@@ -127,8 +127,10 @@ def _source(name: str) -> str:
 def _offline_hint(name: str, err: Exception) -> ModelNotAvailableError:
     offline = os.environ.get("HF_HUB_OFFLINE") == "1"
     why = "HF_HUB_OFFLINE=1 is set" if offline else "the hub could not be reached"
+    detail = " ".join(str(err).split())  # one line: transformers' messages span several
+    detail = detail if len(detail) <= 160 else detail[:157] + "..."
     return ModelNotAvailableError(
-        f"cannot load {name!r}: {why} and it is not in the local hub cache ({type(err).__name__}: {err}). "
+        f"cannot load {name!r}: {why} and it is not in the local hub cache ({type(err).__name__}: {detail}). "
         f"Download it where the hub is reachable (`hf download {name}`), pass a local folder as the model "
         f"name, or use the built-in offline model `{BUILTIN_SMOLLM2}`."
     )

