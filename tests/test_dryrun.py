@@ -8,7 +8,7 @@ import re
 import pytest
 
 from lazybench.methods import build_method
-from lazybench.records import RECORDS_FILE
+from lazybench.records import RECORDS_FILE, read_records
 from lazybench.runner.dryrun import dry_run
 from lazybench.runner.estimate import KNOWN_SHAPES, RATES, ModelShape, unit_cost
 from lazybench.runner.run import run
@@ -34,9 +34,11 @@ def test_dry_run_of_the_demo_names_the_offline_slice(no_model_load):
     assert "data: offline slice, 6 rows" in text
 
 
-def test_dry_run_counts_only_pending_units(tiny, tmp_path):
+def test_dry_run_counts_only_pending_units(tiny, tmp_path, longbench_dir):
     cfg = compose_cfg([*tiny, "suite.limit=1"])
-    run(cfg)
+    outcome = run(cfg)
+    records = read_records(outcome.records_path).records
+    assert len(records) == 4 and {r["data_source"] for r in records} == {f"folder {longbench_dir}"}
     text = dry_run(compose_cfg([*tiny, "suite.limit=1", "dry_run=true"]))
     assert "units: 4 in all, 0 pending (4 already recorded)" in text
     assert "0.00 CPU-hours (0 s)" in text
