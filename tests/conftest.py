@@ -1,10 +1,17 @@
-"""Shared test fixtures. Tests run offline: the hub is unreachable on CI, and must not be needed."""
+"""Shared test fixtures. Tests run offline: the hub is unreachable on CI, and must not be needed.
+
+LongBench rows come from the offline slice bundled in the package, nothing beside the repository:
+`longbench_dir` is that slice written out as a folder of <dataset>.jsonl (for the tests of folder
+sources), and $LAZYBENCH_LONGBENCH_DIR is cleared so that a developer's environment cannot change
+what the default source is (tests of the override set it themselves).
+"""
 
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.pop("LAZYBENCH_LONGBENCH_DIR", None)
 
 from pathlib import Path  # noqa: E402
 
@@ -19,14 +26,15 @@ settings.register_profile("explore", max_examples=400, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-LONGBENCH_DIR = Path(os.environ.get("LAZYBENCH_LONGBENCH_DIR", REPO_ROOT.parent / "shared" / "longbench"))
+TEST_DATA = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture(scope="session")
-def longbench_dir() -> Path:
-    if not (LONGBENCH_DIR / "hotpotqa.jsonl").exists():
-        raise RuntimeError(f"LongBench rows not found at {LONGBENCH_DIR}; set LAZYBENCH_LONGBENCH_DIR")
-    return LONGBENCH_DIR
+def longbench_dir(tmp_path_factory) -> Path:
+    """The bundled offline slice as a folder of LongBench <dataset>.jsonl files (byte-identical)."""
+    from lazybench.tasks import write_offline_slice
+
+    return write_offline_slice(tmp_path_factory.mktemp("longbench"))
 
 
 @pytest.fixture(scope="session")

@@ -53,7 +53,7 @@ def test_rescore_recomputes_every_score_and_keeps_the_old_file(demo_copy, longbe
 
 
 def test_trec_needs_its_label_set(tmp_path, longbench_dir, monkeypatch):
-    monkeypatch.delenv("LAZYBENCH_LONGBENCH_DIR", raising=False)  # no folder to fall back on
+    monkeypatch.delenv("LAZYBENCH_LONGBENCH_DIR", raising=False)
     row = json.loads((longbench_dir / "trec.jsonl").read_text().splitlines()[0])
     record = dict(json.loads((DEMO / "records.jsonl").read_text().splitlines()[0]))
     record.update(dataset="trec", category="few_shot", example_id=row["_id"], answers=row["answers"])
@@ -61,10 +61,16 @@ def test_trec_needs_its_label_set(tmp_path, longbench_dir, monkeypatch):
     run = tmp_path / "run"
     run.mkdir()
     (run / "records.jsonl").write_text(json.dumps(record) + "\n")
+    other = tmp_path / "other"  # a folder whose trec rows are not the run's: the label set is missing
+    other.mkdir()
+    (other / "trec.jsonl").write_text(json.dumps({**row, "_id": "another"}) + "\n")
     with pytest.raises(ValueError, match="label set"):
-        rescore_run(run, None)
+        rescore_run(run, str(other))
     assert rescore_run(run, str(longbench_dir)).changed == 1
     assert scores(run) == [1.0]
+    # no data given and no run.json: the default source, the bundled offline slice, holds the row
+    (run / "records.jsonl").write_text(json.dumps(record) + "\n")
+    assert rescore_run(run, None).changed == 1
 
 
 def test_cli_reports_and_rejects_a_non_run(demo_copy, tmp_path, longbench_dir):

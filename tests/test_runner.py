@@ -301,15 +301,16 @@ def test_data_dir_hub_never_reads_the_local_folder(monkeypatch, longbench_dir):
     monkeypatch.setenv("LAZYBENCH_LONGBENCH_DIR", str(longbench_dir))
     asked = []
 
-    def hub_rows(dataset):
+    def hub_rows(dataset, copies):
         asked.append(dataset)
         raise data_module.DataNotFoundError("offline")
 
-    monkeypatch.setattr(data_module, "_hub_rows", hub_rows)
+    monkeypatch.setattr(data_module, "hub_rows", hub_rows)
     with pytest.raises(data_module.DataNotFoundError):
         data_module.load_examples("trec", data_dir="hub")
     assert asked == ["trec"]
-    assert data_module.load_examples("trec", limit=1)  # unset: the environment's folder
+    (row,) = data_module.load_examples("trec", limit=1)  # unset: the environment's folder
+    assert row.source == f"folder {longbench_dir}"
 
 
 def test_run_dir_of_another_run_is_not_resumed(tiny, tmp_path):

@@ -2,16 +2,14 @@
 
 import hashlib
 import json
-import sys
-import time
-import types
+import lzma
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
 from lazybench.tasks import (
     CATEGORIES,
+    OFFLINE_LABEL,
     PAPER_DATASETS,
     DataFormatError,
     DataNotFoundError,
@@ -28,12 +26,14 @@ from lazybench.tasks import (
     load_examples,
     load_tokenizer,
     postprocess,
+    published_sizes,
+    resolve_source,
     select_examples,
+    write_offline_slice,
 )
-from lazybench.tasks import data as data_module
 from lazybench.tasks.lengths import main as lengths_main
 
-# Rows per file in the shared offline copy (SOURCES.md).
+# Rows per dataset in the bundled offline slice (lazybench/data/longbench/offline/SOURCES.md).
 SHARED_ROWS = {
     "narrativeqa": 6,
     "qasper": 9,
@@ -118,14 +118,16 @@ def test_task_fields_follow_protocol():
     )
 
 
-def test_templates_are_the_verbatim_upstream_files(longbench_dir):
-    for fname in ("dataset2prompt.json", "dataset2maxlen.json"):
-        shipped = (REPO / "lazybench" / "data" / "longbench" / fname).read_bytes()
-        assert shipped == (longbench_dir / "config" / fname).read_bytes()
-    prompts = json.loads((longbench_dir / "config" / "dataset2prompt.json").read_text())
+def test_templates_are_the_verbatim_upstream_files():
+    """Byte-identical to LongBench's config files (the sha256 of the upstream blobs)."""
+    upstream = {
+        "dataset2prompt.json": "56d22ad4f382169c2b8a11ff4c982a4a1bea096c8152b0f0b85b64686b157c30",
+        "dataset2maxlen.json": "72966b3c0933e214591637fb085798c5e687ebff4ddaab5d99bbc31120532022",
+    }
+    for fname, sha in upstream.items():
+        assert hashlib.sha256((REPO / "lazybench/data/longbench" / fname).read_bytes()).hexdigest() == sha
+    prompts = json.loads((REPO / "lazybench/data/longbench/dataset2prompt.json").read_text())
     assert all(get_task(n).template == prompts[n] for n in PAPER_DATASETS)
-    sha = hashlib.sha256((REPO / "lazybench/data/longbench/dataset2prompt.json").read_bytes()).hexdigest()
-    assert sha == "56d22ad4f382169c2b8a11ff4c982a4a1bea096c8152b0f0b85b64686b157c30"
 
 
 def test_unknown_task_error_lists_names():
@@ -170,6 +172,9 @@ def test_smoke_suite_loads_one_row_each(longbench_dir):
     for task in smoke.tasks():
         rows = smoke.examples(task.name, data_dir=longbench_dir)
         assert len(rows) == 1 and rows[0].id == f"minilongbench-{task.name}-000"
+        assert rows[0].source == f"folder {longbench_dir}"
+        (bundled,) = smoke.examples(task.name)  # no source given: the bundled offline slice
+        assert bundled.source == OFFLINE_LABEL and bundled.context == rows[0].context
 
 
 def test_suite_from_dict():
@@ -212,9 +217,39 @@ def test_load_all_16_datasets_offline(longbench_dir):
             assert isinstance(ex.length, int) and ex.length > 0
 
 
-def test_load_from_env_var(longbench_dir, monkeypatch):
+def test_offline_slice_is_the_default_and_byte_identical_to_its_sources(tmp_path):
+    """187 rows; decompressed, each file has the sha256 of the copy it was made from (SOURCES.md)."""
+    from lazybench.tasks.sources import offline_manifest
+
+    manifest = offline_manifest()["datasets"]
+    assert {k: v["rows"] for k, v in manifest.items()} == SHARED_ROWS and sum(SHARED_ROWS.values()) == 187
+    folder = write_offline_slice(tmp_path / "slice")
+    packaged = REPO / "lazybench/data/longbench/offline"
+    sources_md = (packaged / "SOURCES.md").read_text()
+    for name, entry in manifest.items():
+        raw = (folder / f"{name}.jsonl").read_bytes()
+        assert raw == lzma.decompress((packaged / f"{name}.jsonl.xz").read_bytes())
+        assert hashlib.sha256(raw).hexdigest() == entry["sha256"] and entry["sha256"] in sources_md
+        rows = load_examples(name)
+        assert len(rows) == entry["rows"] and {ex.source for ex in rows} == {OFFLINE_LABEL}
+        assert [ex.id for ex in rows] == [ex.id for ex in load_examples(name, data_dir=folder)]
+    assert resolve_source(None).label == OFFLINE_LABEL == resolve_source("offline").label
+
+
+def test_published_sizes_are_longbench_s():
+    sizes = published_sizes()
+    assert sorted(sizes) == sorted(PAPER_DATASETS) and sum(sizes.values()) == 3750
+    assert sizes["multifieldqa_en"] == 150 and sizes["lcc"] == sizes["repobench-p"] == 500
+
+
+def test_env_var_overrides_only_the_default(longbench_dir, monkeypatch):
     monkeypatch.setenv("LAZYBENCH_LONGBENCH_DIR", str(longbench_dir))
-    assert len(load_examples("lcc")) == 26
+    rows = load_examples("lcc")
+    assert len(rows) == 26 and rows[0].source == f"folder {longbench_dir}"
+    assert load_examples("lcc", data_dir="offline")[0].source == OFFLINE_LABEL  # explicit wins
+    monkeypatch.setenv("LAZYBENCH_LONGBENCH_DIR", "/nonexistent/longbench")
+    with pytest.raises(DataNotFoundError, match=r"\$LAZYBENCH_LONGBENCH_DIR"):
+        load_examples("lcc")
 
 
 def test_limit_and_seed_selection(longbench_dir):
@@ -292,58 +327,6 @@ def test_unknown_dataset_and_missing_file(tmp_path):
         load_examples("qasper", data_dir=tmp_path)
     with pytest.raises(ValueError, match="probe"):
         load_examples("passkey", data_dir=tmp_path)
-
-
-def test_offline_hub_raises_clear_error(monkeypatch):
-    monkeypatch.delenv("LAZYBENCH_LONGBENCH_DIR", raising=False)
-    start = time.monotonic()
-    with pytest.raises(DataNotFoundError, match="LAZYBENCH_LONGBENCH_DIR") as info:
-        load_examples("hotpotqa")
-    assert "data_dir=" in str(info.value) and "THUDM/LongBench" in str(info.value)
-    assert time.monotonic() - start < 30
-
-
-class _FakeHubDataset(list):
-    column_names: ClassVar[list[str]] = [
-        "question",
-        "context",
-        "answers",
-        "_id",
-        "all_classes",
-        "length",
-        "dataset",
-    ]
-
-
-def test_hub_falls_back_to_parquet_mirror(monkeypatch):
-    calls = []
-
-    def fake_load_dataset(repo, split, **kwargs):
-        calls.append((repo, split, kwargs))
-        if repo == "THUDM/LongBench":
-            raise RuntimeError("Dataset scripts are no longer supported")
-        row = {"question": "Who?", "context": "ctx", "answers": ["Bob"], "_id": "h1"}
-        return _FakeHubDataset([{**row, "all_classes": None, "length": 2, "dataset": "hotpotqa"}])
-
-    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=fake_load_dataset))
-    monkeypatch.delenv("LAZYBENCH_LONGBENCH_DIR", raising=False)
-    (ex,) = load_examples("hotpotqa")
-    assert ex.input == "Who?" and ex.answers == ["Bob"] and ex.id == "h1"
-    assert calls == [
-        ("THUDM/LongBench", "test", {"name": "hotpotqa"}),
-        ("Xnhyacinth/LongBench", "test", {"data_dir": "hotpotqa"}),
-    ]
-
-
-def test_hub_rejects_pretemplated_rows(monkeypatch):
-    class Pretemplated(list):
-        column_names: ClassVar[list[str]] = ["context", "question", "answer_prefix", "answers"]
-
-    monkeypatch.setitem(
-        sys.modules, "datasets", types.SimpleNamespace(load_dataset=lambda repo, split, **kw: Pretemplated())
-    )
-    with pytest.raises(DataNotFoundError, match="pre-templated"):
-        data_module._hub_rows("hotpotqa")
 
 
 # --- prompt building ------------------------------------------------------------------------------

@@ -45,7 +45,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tokens", type=int, default=2048)
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--window", type=int, default=16)
-    parser.add_argument("--data-dir", type=Path, default=Path("../shared/longbench"))
+    parser.add_argument(
+        "--data-dir", default=None, help="LongBench rows (default: the bundled offline slice)"
+    )
     parser.add_argument("--out", type=Path, default=Path("results/bench"))
     args = parser.parse_args(argv)
 

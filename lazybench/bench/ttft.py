@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import csv
 import inspect
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -50,21 +49,25 @@ GPU_SHAPES = {
 }
 
 
-def longbench_token_ids(tokenizer, n_tokens: int, data_dir: Path) -> list[int]:
-    """A prompt of exactly n_tokens cut from real LongBench contexts, ending with a real question."""
-    rows = []
-    for name in ("narrativeqa", "gov_report", "hotpotqa", "qasper"):
-        with (data_dir / f"{name}.jsonl").open(encoding="utf-8") as fh:
-            rows.extend(json.loads(line) for line in fh if line.strip())
-    question = f"\n\nQuestion: {rows[0]['input']}\nAnswer:"
+def longbench_token_ids(tokenizer, n_tokens: int, data_dir: Path | None = None) -> list[int]:
+    """A prompt of exactly n_tokens cut from real LongBench contexts, ending with a real question
+    (data_dir: as `load_examples`; None reads the bundled offline slice)."""
+    from lazybench.tasks import load_examples
+
+    rows = [
+        ex
+        for name in ("narrativeqa", "gov_report", "hotpotqa", "qasper")
+        for ex in load_examples(name, data_dir)
+    ]
+    question = f"\n\nQuestion: {rows[0].input}\nAnswer:"
     tail = tokenizer(question, add_special_tokens=False)["input_ids"]
     body: list[int] = []
     for row in rows:
-        body.extend(tokenizer(row["context"], add_special_tokens=False)["input_ids"])
+        body.extend(tokenizer(row.context, add_special_tokens=False)["input_ids"])
         if len(body) >= n_tokens:
             break
     if len(body) + len(tail) < n_tokens:
-        raise ValueError(f"not enough LongBench text in {data_dir} for {n_tokens} tokens")
+        raise ValueError(f"not enough LongBench text in {rows[0].source} for {n_tokens} tokens")
     return body[: n_tokens - len(tail)] + tail
 
 
@@ -206,7 +209,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--random-init", action="store_true", help="random weights (GPU shape benchmarks)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--data-dir", type=Path, default=Path("../shared/longbench"))
+    parser.add_argument(
+        "--data-dir", default=None, help="LongBench rows (default: the bundled offline slice)"
+    )
 
 
 def add_output_arguments(parser: argparse.ArgumentParser, prefix: str) -> None:

@@ -12,7 +12,8 @@ metadata): `load_longbench` reads the rows with `lazybench.tasks.load_examples`,
 very rows the lazybench runner sees, validated the same way. The folder is, in order:
 ``lazybench_data_dir`` baked into the YAML (`write_include_dir`), ``longbench_dir`` from lm-eval's
 metadata (``--metadata '{"longbench_dir": ...}'``; lm-eval also merges ``--model_args`` into it),
-``$LAZYBENCH_LONGBENCH_DIR``, and otherwise the hub (``THUDM/LongBench``, then its mirror).
+and otherwise `load_examples`' default: ``$LAZYBENCH_LONGBENCH_DIR`` if set, else the bundled offline
+slice (187 rows, not LongBench). ``hub`` (or ``offline``) in place of a folder selects that source.
 
 Where the prompt is built. The middle truncation needs the model's tokenizer, which a task does
 not have. ``doc_to_text`` therefore gives the filled template (what ``--log_samples`` shows and
@@ -192,9 +193,20 @@ def _group_yaml(name: str, alias: str, members: list[str]) -> str:
     )
 
 
+def _is_keyword(data_dir: str | Path) -> bool:
+    """``offline``, ``hub`` or ``hub:<copy>``: a data source named by keyword, not a folder."""
+    return isinstance(data_dir, str) and (data_dir in ("offline", "hub") or data_dir.startswith("hub:"))
+
+
 def render(data_dir: str | Path | None = None) -> dict[str, str]:
     """{file name: content} of the whole include dir."""
-    data = str(Path(data_dir).resolve()) if data_dir is not None else None
+    data = (
+        None
+        if data_dir is None
+        else str(data_dir)
+        if _is_keyword(data_dir)
+        else str(Path(data_dir).resolve())
+    )
     out: dict[str, str] = {"utils.py": _UTILS}
     for category, datasets in CATEGORIES.items():
         for dataset in datasets:
@@ -215,7 +227,7 @@ def write_include_dir(data_dir: str | Path | None, out_dir: str | Path) -> Path:
     so the include dir is self-contained and does not depend on the environment; with None the
     tasks resolve the folder at run time like the shipped `TASKS_DIR`. Returns ``out_dir``.
     """
-    if data_dir is not None and not Path(data_dir).is_dir():
+    if data_dir is not None and not _is_keyword(data_dir) and not Path(data_dir).is_dir():
         raise FileNotFoundError(f"LongBench data folder {data_dir} does not exist")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

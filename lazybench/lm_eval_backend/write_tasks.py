@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
         "--data-dir",
         default=None,
         help="bake this LongBench folder into the tasks (default: resolved at run time from "
-        f"--metadata {DATA_DIR_KEY}, $LAZYBENCH_LONGBENCH_DIR or the hub)",
+        f"--metadata {DATA_DIR_KEY}, $LAZYBENCH_LONGBENCH_DIR, else the bundled offline slice); "
+        "'hub' or 'offline' bake that source in",
     )
     parser.add_argument("--check", action="store_true", help=f"check that {TASKS_DIR} is up to date")
     args = parser.parse_args(argv)
@@ -39,7 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     out = write_include_dir(args.data_dir, args.write)
     print(f"wrote {len(render())} files into {out}")
     if args.data_dir is None and not os.environ.get("LAZYBENCH_LONGBENCH_DIR"):
-        print("note: no data folder baked in; set LAZYBENCH_LONGBENCH_DIR or pass --metadata longbench_dir")
+        print(
+            "note: no data source baked in: the tasks read the bundled offline slice (187 rows, not "
+            "LongBench) unless LAZYBENCH_LONGBENCH_DIR or --metadata longbench_dir names a folder"
+        )
     return 0
 
 

@@ -57,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="rows per dataset (default: 2, or the suite's)")
     p.add_argument("--seed", type=int, default=None, help="seeded row subset (default: first rows)")
     p.add_argument(
-        "--data-dir", default=None, help="folder of <dataset>.jsonl (default $LAZYBENCH_LONGBENCH_DIR)"
+        "--data-dir",
+        default=None,
+        help="offline (default: the bundled slice, or $LAZYBENCH_LONGBENCH_DIR), hub, or a folder of <dataset>.jsonl",
     )
     p.add_argument("--out", default=None, help="output folder (default runs/profile-<model>)")
     p.add_argument("--target-mass", type=float, default=0.9, help="attention mass to retain (default 0.9)")

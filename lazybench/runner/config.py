@@ -18,11 +18,16 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 RESERVED_METHOD_KEYS = ("name", "label", "repeats")
 BASELINE = "baseline"
 #: Model-config keys that may change between a run and its resumption (they do not change outputs).
-_MODEL_KEYS_FREE_ON_RESUME = frozenset({"id", "device"})
+_MODEL_KEYS_FREE_ON_RESUME = frozenset({"id", "device", "requires"})
 
 
 class RunConfigError(ValueError):
     """A configuration that cannot run; the message says what is wrong and how to fix it."""
+
+
+class NotAvailableHereError(RunConfigError):
+    """The config is valid but something it names is not on this machine (model weights outside the
+    local cache, the hub unreachable): a dry run can still describe the run around it."""
 
 
 def conf_dir() -> Path:
@@ -205,19 +210,27 @@ def absolute(path: str | Path) -> Path:
         return Path(path).absolute()
 
 
-def resolve_data_dir(cfg: DictConfig) -> Path | None:
-    """The LongBench folder, or None to use the hub (`data_dir: hub` or null)."""
+def resolve_data_source(cfg: DictConfig):
+    """The run's `lazybench.tasks.DataSource` (`data_dir`: unset -> offline slice, ``offline``, ``hub``,
+    ``hub:<copy>``, or a folder; see lazybench.tasks.sources). A folder must exist."""
+    from lazybench.tasks import OFFLINE, DataSource, resolve_source
+
     value = cfg.get("data_dir")
-    if value in (None, "", "hub"):
-        return None
-    path = absolute(value)
+    try:
+        source = resolve_source(None if value is None else str(value))
+    except ValueError as err:
+        raise RunConfigError(str(err)) from None
+    if source.kind != "folder":
+        return source
+    path = absolute(source.folder)
     if not path.is_dir():
+        named = f"data_dir={value!r}" if source.origin == "data_dir=" else f"{source.origin}={source.folder}"
         raise RunConfigError(
-            f"LongBench data folder {path} does not exist (data_dir={value!r}). Point data_dir= or the "
-            "environment variable LAZYBENCH_LONGBENCH_DIR at a folder of LongBench <dataset>.jsonl files, "
-            "or set data_dir=hub to download THUDM/LongBench."
+            f"LongBench data folder {path} does not exist ({named}). Point data_dir= at a folder of LongBench "
+            f"<dataset>.jsonl files, or use data_dir=hub (the full benchmark) or data_dir={OFFLINE} (the "
+            "bundled 187-row slice)."
         )
-    return path
+    return DataSource("folder", folder=path, origin=source.origin)
 
 
 def model_spec(cfg: DictConfig):

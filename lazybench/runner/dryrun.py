@@ -1,87 +1,139 @@
-"""`lazybench ... dry_run=true`: what a run would do and roughly how long it would take, no weights.
+"""`lazybench ... dry_run=true`: what a run would do, where its rows come from, and how long it would
+take, without loading any weights.
 
-A paper preset is hours of GPU time; before spending it a user wants to see the rows, methods,
-repeats, prompt lengths and pending units (resume-aware), and an estimate. Everything here comes
-from `prepare()`, which validates the run and reads only tokenizer and model config.
+A paper preset is many GPU-hours; before spending them a user wants to see the data source and its
+rows, the methods and repeats, prompt lengths, pending units (resume-aware) and an estimate in
+GPU-hours. Everything comes from `prepare()`, which validates the run and reads only tokenizer and
+model config. Where something the run names is not on this machine (`NotAvailableHereError`: the
+hub unreachable, a model outside the local cache), the dry run still describes the run around it:
+the hub's rows by LongBench's published sizes (said to be not downloaded), prompts costed at
+`max_length`, the model's shape from its published config.
 
-The estimate is deliberately simple and stated as such: every unit is costed as a full-prefill
-baseline (an upper bound for the pruning methods) with analytic FLOPs at an assumed effective
-throughput, plus one weight read per generated token at an assumed memory bandwidth, for the
-dataset's full output budget. Override the assumptions with `estimate.*`.
+The time model and its assumed rates are in `lazybench.runner.estimate`; `estimate.*` overrides them.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 
+from lazybench.runner.estimate import KNOWN_SHAPES, RATES, DeviceRates, ModelShape, unit_cost
 from lazybench.runner.run import RunPlan, prepare
 
-# Effective (not peak) rates; measured on this project's 2-core CPU for SmolLM2, and typical
-# bf16 numbers for an A100/H100-class GPU.
-DEFAULT_RATES = {
-    "cpu": {"prefill_tflops": 0.13, "decode_gbps": 9.0},
-    "cuda": {"prefill_tflops": 150.0, "decode_gbps": 1500.0},
-}
+RATE_KEYS = ("prefill_tflops", "decode_gbps", "decode_ms_per_token")
 
 
-def _model_numbers(config) -> tuple[float, float]:
-    """(non-embedding parameters, bytes per weight read in one decode step) from a config alone."""
-    h = config.hidden_size
-    heads = config.num_attention_heads
-    head_dim = getattr(config, "head_dim", None) or h // heads
-    kv = getattr(config, "num_key_value_heads", None) or heads
-    attn = h * head_dim * (2 * heads + 2 * kv)
-    mlp = 3 * h * config.intermediate_size
-    layer_params = config.num_hidden_layers * (attn + mlp)
-    return float(layer_params), float(layer_params + config.vocab_size * h)
+@dataclass
+class Work:
+    """Pending units of one method at one prompt size: what the estimate multiplies out."""
+
+    entry: object  # MethodEntry
+    prompt_tokens: int
+    new_tokens: int
+    count: int
 
 
-def describe(plan: RunPlan, config, rates: dict[str, float] | None = None) -> str:
+def device_classes(resolved: str, requested: str) -> tuple[list[str], str]:
+    """Which rate classes to print, and a note: the run's own device when known, else both GPUs."""
+    import torch
+
+    if resolved.startswith("cuda"):
+        name = torch.cuda.get_device_name(torch.device(resolved)) if torch.cuda.is_available() else ""
+        if any(t in name for t in ("H100", "H200", "H800", "GH200")):
+            return ["h100"], name
+        if any(t in name for t in ("A100", "A800")):
+            return ["a100"], name
+        return ["a100", "h100"], name or "a GPU"
+    if requested == "auto":
+        return ["a100", "h100"], "model.device=auto and no GPU here: costed for GPU classes"
+    return ["cpu"], ""
+
+
+def estimate_lines(
+    work: list[Work],
+    warmup: list[Work],
+    shape: ModelShape,
+    classes: list[str],
+    overrides: dict | None,
+    bytes_per: int,
+    basis: str,
+) -> list[str]:
+    """GPU-hours (or CPU hours) of the pending units plus warm-ups, per rate class and per method."""
+    lines = []
+    for key in classes:
+        rates: DeviceRates = RATES[key].with_overrides(overrides)
+        per_method: Counter[str] = Counter()
+        for w in [*work, *warmup]:
+            cost = unit_cost(
+                w.entry.name, w.entry.method, shape, rates, w.prompt_tokens, w.new_tokens, bytes_per
+            )
+            label = w.entry.label if w.entry.repeats == 1 else f"{w.entry.label} x{w.entry.repeats}"
+            per_method[label] += w.count * cost.total
+        seconds = sum(per_method.values())
+        unit = "CPU-hours" if key == "cpu" else "GPU-hours"
+        token_ms = shape.layers * rates.decode_ms_per_layer
+        decode = (
+            f"decode {token_ms:.0f} ms/token (host)" if token_ms else f"decode at {rates.decode_gbps:g} GB/s"
+        )
+        lines.append(
+            f"estimate, {rates.name}: {seconds / 3600:.2f} {unit} ({seconds:.0f} s): prefill at "
+            f"{rates.prefill_tflops:g} TFLOP/s effective, {decode}, {basis}"
+        )
+        if per_method:
+            lines.append(
+                "  per method (h): " + ", ".join(f"{k} {v / 3600:.2f}" for k, v in per_method.items())
+            )
+    lines.append(
+        "  assumed rates and method factors: lazybench/runner/estimate.py (override with "
+        + ", ".join(f"estimate.{k}=" for k in RATE_KEYS)
+        + "); model loading not included"
+    )
+    return lines
+
+
+def _bytes_per(spec, classes: list[str]) -> int:
+    """Bytes per weight where the estimate runs (dtype auto: bf16 on a GPU, fp32 on a CPU)."""
+    import torch
+
     from lazybench.models import resolve_dtype
+
+    return resolve_dtype(spec.dtype, torch.device("cpu" if classes == ["cpu"] else "cuda")).itemsize
+
+
+def describe(plan: RunPlan, config, rates: dict | None = None) -> str:
     from lazybench.records import RECORDS_FILE, read_records
 
-    device_type = "cuda" if plan.device.startswith("cuda") else "cpu"
-    rate = {**DEFAULT_RATES[device_type], **{k: v for k, v in (rates or {}).items() if v is not None}}
-    dtype = resolve_dtype(plan.spec.dtype, __import__("torch").device(plan.device))
-    bytes_per_weight = dtype.itemsize
-    layer_params, weights = _model_numbers(config)
-    layers, d_model = config.num_hidden_layers, config.hidden_size
-
-    def unit_seconds(prompt_tokens: int, new_tokens: int) -> float:
-        flops = (
-            2 * layer_params * prompt_tokens + 2 * layers * d_model * prompt_tokens**2
-        )  # linear + attention
-        prefill = flops / (rate["prefill_tflops"] * 1e12)
-        decode = new_tokens * weights * bytes_per_weight / (rate["decode_gbps"] * 1e9)
-        return prefill + decode
-
+    shape = ModelShape.from_config(config)
     done = {
         (r["example_id"], r["method_label"], r["repeat"])
         for r in read_records(plan.run_dir / RECORDS_FILE).records
     }
     units_per_row = sum(m.repeats for m in plan.methods)
-    pending = seconds = 0.0
+    work: list[Work] = []
     for row in plan.rows:
-        todo = sum(
-            (row.id, m.label, r) not in done for m in plan.methods for r in range(m.repeats)
-        )  # fmt: skip
-        pending += todo
-        seconds += todo * unit_seconds(len(row.prompt.input_ids), row.settings.max_new_tokens)
+        n, new = len(row.prompt.input_ids), row.settings.max_new_tokens
+        for m in plan.methods:
+            todo = sum((row.id, m.label, r) not in done for r in range(m.repeats))
+            if todo:
+                work.append(Work(m, n, new, todo))
+    pending = sum(w.count for w in work)
+    warmup = []
     if plan.rows and pending:
         first = plan.rows[0]
-        seconds += (
-            plan.cfg.warmups
-            * len(plan.methods)
-            * unit_seconds(len(first.prompt.input_ids), first.settings.max_new_tokens)
-        )
+        n, new = len(first.prompt.input_ids), first.settings.max_new_tokens
+        warmup = [Work(m, n, new, int(plan.cfg.warmups)) for m in plan.methods]
+    classes, note = device_classes(plan.device, plan.spec.device)
 
     per_dataset = Counter(r.task.name for r in plan.rows)
     tokens = sorted(len(r.prompt.input_ids) for r in plan.rows)
     truncated = sum(r.prompt.truncated for r in plan.rows)
+    bytes_per = _bytes_per(plan.spec, classes)
     lines = [
         f"dry run: {plan.run_dir}",
-        f"model {plan.spec.name} ({config.model_type}, {layers} layers, {layer_params / 1e9:.2f}B layer params), "
-        f"{plan.device}, {dtype}; chat style {plan.chat_style}",
+        f"model {plan.spec.name} ({config.model_type}, {shape.layers} layers, {shape.layer_params / 1e9:.2f}B "
+        f"layer params), {plan.device}{f' ({note})' if note else ''}, {bytes_per * 8}-bit weights; "
+        f"chat style {plan.chat_style}",
+        f"data: {plan.data_source}, {len(plan.rows):,} rows",
         f"rows: {len(plan.rows)} over {len(per_dataset)} datasets "
         + ", ".join(f"{k} {v}" for k, v in per_dataset.items()),
         f"prompt tokens: min {tokens[0]}, median {tokens[len(tokens) // 2]}, max {tokens[-1]}; "
@@ -90,19 +142,93 @@ def describe(plan: RunPlan, config, rates: dict[str, float] | None = None) -> st
         else "prompt tokens: no rows",
         "methods: "
         + ", ".join(f"{m.label} x{m.repeats}" if m.repeats > 1 else m.label for m in plan.methods),
-        f"units: {len(plan.rows) * units_per_row} in all, {int(pending)} pending "
+        f"units: {len(plan.rows) * units_per_row} in all, {pending} pending "
         f"({len(done)} already recorded), plus {plan.cfg.warmups} warm-up(s) per method",
-        f"estimated time: {seconds / 3600:.2f} h ({seconds:.0f} s) -- upper bound: every unit costed as full "
-        f"prefill at {rate['prefill_tflops']} TFLOP/s effective plus the full output budget at "
-        f"{rate['decode_gbps']} GB/s of weight reads (override with estimate.prefill_tflops=, "
-        "estimate.decode_gbps=)",
+        *estimate_lines(
+            work,
+            warmup,
+            shape,
+            classes,
+            rates,
+            bytes_per,
+            "every unit at its row's prompt length and full output budget",
+        ),  # fmt: skip
         "nothing was run; drop dry_run=true to run it",
     ]
     return "\n".join(lines)
 
 
-def dry_run(cfg) -> str:
-    from lazybench.runner.config import to_plain
+def describe_unavailable(cfg, why: str, rates: dict | None = None) -> str:
+    """The run described around what is missing here (see the module docstring)."""
+    from lazybench.runner.config import model_spec, resolve_data_source, resolve_methods, resolve_suite
+    from lazybench.runner.run import _default_run_dir
+    from lazybench.tasks import HUB, published_sizes
 
-    plan = prepare(cfg)
-    return describe(plan, plan.model_config, to_plain(cfg.get("estimate")) or None)
+    methods, _ = resolve_methods(cfg)
+    suite = resolve_suite(cfg)
+    data = resolve_data_source(cfg)
+    spec = model_spec(cfg)
+    counts: dict[str, int] = {}
+    for task in suite.tasks():
+        if data.kind == HUB:
+            size = published_sizes()[task.name]
+            counts[task.name] = size if suite.limit is None else min(size, suite.limit)
+        else:
+            counts[task.name] = len(suite.examples(task.name, data_dir=data))
+    total = sum(counts.values())
+    sizes_note = " (LongBench's published sizes; not downloaded)" if data.kind == HUB else ""
+    shape, shape_note = None, ""
+    try:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(spec.name, trust_remote_code=spec.trust_remote_code)
+        shape = ModelShape.from_config(
+            config.get_text_config() if hasattr(config, "get_text_config") else config
+        )
+    except Exception:  # noqa: BLE001 - not in the local cache: the preset's published shape, if known
+        shape = KNOWN_SHAPES.get(spec.name)
+        shape_note = "published config.json shape" if shape else "shape unknown here"
+    max_length = cfg.model.get("max_length") or cfg.model.get("context_limit")
+    units_per_row = sum(m.repeats for m in methods)
+    lines = [
+        f"dry run: {_default_run_dir(cfg)} -- partial, not everything is available here: {why}",
+        f"model {spec.name} (not inspected here{f'; {shape_note}' if shape_note else ''}"
+        + (f", {shape.layers} layers, {shape.layer_params / 1e9:.2f}B layer params)" if shape else ")")
+        + f", model.device={spec.device}, dtype {spec.dtype}",
+        f"data: {data.label}, {total:,} rows{sizes_note}",
+        f"rows: {total} over {len(counts)} datasets " + ", ".join(f"{k} {v}" for k, v in counts.items()),
+        f"prompt tokens: not tokenized here; every row costed at max_length {max_length} (an upper bound)",
+        "methods: " + ", ".join(f"{m.label} x{m.repeats}" if m.repeats > 1 else m.label for m in methods),
+        f"units: {total * units_per_row} in all, plus {cfg.warmups} warm-up(s) per method",
+    ]
+    if shape is None or not max_length:
+        lines.append("estimate: none (the model's shape or the prompt length is unknown here)")
+    else:
+        work = [
+            Work(m, int(max_length), suite.max_new_tokens(name), count * m.repeats)
+            for name, count in counts.items()
+            for m in methods
+        ]
+        first = next(iter(counts), None)
+        warmup = [Work(m, int(max_length), suite.max_new_tokens(first), int(cfg.warmups)) for m in methods]
+        from lazybench.models import resolve_device
+
+        device = resolve_device(spec.device)
+        classes, note = device_classes(str(device), spec.device)
+        basis = "every row at max_length and its full output budget" + (f"; {note}" if note else "")
+        bytes_per = _bytes_per(spec, classes)
+        lines += estimate_lines(work, warmup if first else [], shape, classes, rates, bytes_per, basis)
+    lines.append("nothing was run; drop dry_run=true to run it")
+    return "\n".join(lines)
+
+
+def dry_run(cfg) -> str:
+    from lazybench.runner.config import NotAvailableHereError, to_plain
+
+    rates = to_plain(cfg.get("estimate")) or None
+    try:
+        plan = prepare(cfg)
+    except NotAvailableHereError as err:
+        why = " ".join(str(err).split())
+        return describe_unavailable(cfg, why if len(why) <= 300 else why[:297] + "...", rates)
+    return describe(plan, plan.model_config, rates)

@@ -20,7 +20,6 @@ from pathlib import Path
 from lazybench.records import RECORDS_FILE, read_records
 from lazybench.runner.config import RunConfigError
 from lazybench.runner.run import exclusive_run_dir
-from lazybench.tasks.data import DATA_DIR_ENV
 
 BEFORE_FILE = "records.before-rescore.jsonl"
 
@@ -35,32 +34,32 @@ class RescoreOutcome:
 
 def _label_sets(records: list[dict], data_dir: str | None) -> dict[tuple[str, str], list[str]]:
     """{(dataset, example id): all_classes} for the datasets whose metric needs the label set
-    (records do not store it): read back from the run's data."""
+    (records do not store it): read back from the run's data (None: the default source, as
+    `load_examples`: the bundled offline slice unless $LAZYBENCH_LONGBENCH_DIR is set)."""
     from lazybench.tasks import get_task, load_examples
 
     needed = sorted({r["dataset"] for r in records if get_task(r["dataset"]).metric == "classification"})
     classes = {}
     for dataset in needed:
-        if not data_dir:
-            raise ValueError(
-                f"{dataset} is scored against its label set, which the records do not hold: "
-                "pass --data-dir (the folder of <dataset>.jsonl the run read)"
-            )
-        for example in load_examples(dataset, data_dir=data_dir):
+        for example in load_examples(dataset, data_dir=data_dir or None):
             classes[(dataset, example.id)] = example.all_classes
     return classes
 
 
 def rescore_records(records: list[dict], data_dir: str | None) -> tuple[list[dict], int, float]:
     """The records with `score` recomputed; also how many changed and the largest change."""
-    from lazybench.tasks import score_example
+    from lazybench.tasks import resolve_source, score_example
 
     classes = _label_sets(records, data_dir)
     out, changed, largest = [], 0, 0.0
     for record in records:
         key = (record["dataset"], record["example_id"])
         if key not in classes and any(k[0] == record["dataset"] for k in classes):
-            raise ValueError(f"example {key[1]!r} of {key[0]} is not in {data_dir}: wrong --data-dir?")
+            where = resolve_source(data_dir or None).label
+            raise ValueError(
+                f"example {key[1]!r} of {key[0]} is not in the {where}, whose label set it is scored "
+                "against: pass --data-dir (the data the run read)"
+            )
         score = score_example(record["dataset"], record["prediction"], record["answers"], classes.get(key))
         delta = abs(score - record["score"])
         changed += delta > 1e-12
@@ -106,7 +105,7 @@ def rescore_run(run_dir: str | Path, data_dir: str | None = None) -> RescoreOutc
     if not records_path.exists():
         raise FileNotFoundError(f"no {RECORDS_FILE} in {run_dir}: not a run folder")
     run_info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
-    data_dir = data_dir or run_info.get("data_dir") or os.environ.get(DATA_DIR_ENV)
+    data_dir = data_dir or run_info.get("data_dir")  # None: the default source (offline slice)
     with exclusive_run_dir(run_dir):  # never rewrite records a running process is appending to
         loaded = read_records(records_path)
         if not loaded.records:
@@ -134,7 +133,11 @@ def main(argv: list[str] | None = None) -> int:
         prog="lazybench rescore", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("dirs", nargs="+", type=Path, help="run folders, or sweep folders holding runs")
-    parser.add_argument("--data-dir", default=None, help="LongBench rows, for trec's label set")
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="LongBench rows, for trec's label set (default: the run's data_dir, else the bundled offline slice)",
+    )
     args = parser.parse_args(argv)
     for folder in args.dirs:
         run_dirs = sorted({p.parent for p in folder.rglob(RECORDS_FILE)}) if folder.is_dir() else []

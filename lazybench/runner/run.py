@@ -37,11 +37,12 @@ from lazybench.records import RECORDS_FILE, RunRecord, append_record, read_recor
 from lazybench.runner.config import (
     BASELINE,
     MethodEntry,
+    NotAvailableHereError,
     RunConfigError,
     absolute,
     check_resumable,
     model_spec,
-    resolve_data_dir,
+    resolve_data_source,
     resolve_methods,
     resolve_suite,
     to_plain,
@@ -84,10 +85,11 @@ class RunPlan:
     num_layers: int
     context_limit: int | None
     eos_token_ids: tuple[int, ...]
-    data_dir: Path | None
+    data: Any  # lazybench.tasks.DataSource: what data_dir selected
     existing: list[dict]
     device: str
     model_config: Any = None  # the (text) config read in prepare(); no weights
+    data_source: str = ""  # label of where the rows were read ("offline slice", ...): every record's
 
 
 @dataclass
@@ -139,7 +141,7 @@ def _inspect_model(spec) -> tuple[Any, Any]:
         source = str(smollm2_folder()) if spec.name == BUILTIN_SMOLLM2 else spec.name
         config = AutoConfig.from_pretrained(source, trust_remote_code=spec.trust_remote_code)
     except ModelNotAvailableError as err:
-        raise RunConfigError(str(err)) from None
+        raise NotAvailableHereError(str(err)) from None
     except (OSError, ValueError) as err:
         raise RunConfigError(
             f"cannot read model {spec.name!r}: {err}. Use a model config (model=<name>), a hub id in the local "
@@ -169,7 +171,7 @@ def _eos_ids(tokenizer, config, spec) -> tuple[int, ...]:
     return eos_token_ids(tokenizer.eos_token_id, getattr(config, "eos_token_id", None), generation_eos)
 
 
-def _build_rows(cfg: DictConfig, suite, data_dir, tokenizer, context_limit, chat_style) -> list[Row]:
+def _build_rows(cfg: DictConfig, suite, data, tokenizer, context_limit, chat_style) -> list[Row]:
     from lazybench.tasks import (
         HUB,
         DataFormatError,
@@ -185,8 +187,11 @@ def _build_rows(cfg: DictConfig, suite, data_dir, tokenizer, context_limit, chat
     rows: list[Row] = []
     for task in suite.tasks():
         try:
-            examples = suite.examples(task.name, data_dir=HUB if data_dir is None else data_dir)
-        except (DataNotFoundError, DataFormatError) as err:
+            examples = suite.examples(task.name, data_dir=data)
+        except DataNotFoundError as err:
+            error = NotAvailableHereError if data.kind == HUB else RunConfigError
+            raise error(f"dataset {task.name!r}: {err}") from None
+        except DataFormatError as err:
             raise RunConfigError(f"dataset {task.name!r}: {err}") from None
         settings = generation_settings(task, tokenizer, suite.max_new_tokens_cap)
         for ex in examples:
@@ -220,7 +225,9 @@ def _build_rows(cfg: DictConfig, suite, data_dir, tokenizer, context_limit, chat
 def prepare(cfg: DictConfig, run_dir: str | Path | None = None) -> RunPlan:
     """Validate everything and build the prompts; loads tokenizer and model config, never weights."""
     from lazybench.models import resolve_device, resolve_dtype
+    from lazybench.runner.deps import check_run_dependencies
     from lazybench.tasks import CHAT_STYLES
+    from lazybench.tasks.sources import data_source_label
 
     for key in ("seed", "warmups"):
         value = cfg.get(key)
@@ -233,8 +240,9 @@ def prepare(cfg: DictConfig, run_dir: str | Path | None = None) -> RunPlan:
 
     methods, primary = resolve_methods(cfg)
     suite = resolve_suite(cfg)
-    data_dir = resolve_data_dir(cfg)
+    data = resolve_data_source(cfg)
     spec = model_spec(cfg)
+    check_run_dependencies(spec, methods, to_plain(cfg.model.get("requires")))
     if spec.name.startswith((".", "/", "~")) or Path(spec.name).expanduser().exists():
         folder = absolute(Path(spec.name).expanduser())
         if not folder.is_dir():
@@ -262,7 +270,7 @@ def prepare(cfg: DictConfig, run_dir: str | Path | None = None) -> RunPlan:
     num_layers = int(text_config.num_hidden_layers)
     validate_schedules(methods, num_layers)
     context_limit = cfg.model.get("context_limit") or getattr(text_config, "max_position_embeddings", None)
-    rows = _build_rows(cfg, suite, data_dir, tokenizer, context_limit, chat_style)
+    rows = _build_rows(cfg, suite, data, tokenizer, context_limit, chat_style)
 
     run_dir = Path(run_dir) if run_dir is not None else _default_run_dir(cfg)
     existing = read_records(run_dir / RECORDS_FILE).records
@@ -280,10 +288,11 @@ def prepare(cfg: DictConfig, run_dir: str | Path | None = None) -> RunPlan:
         num_layers=num_layers,
         context_limit=context_limit,
         eos_token_ids=_eos_ids(tokenizer, text_config, spec),
-        data_dir=data_dir,
+        data=data,
         existing=existing,
         device=str(device),
         model_config=text_config,
+        data_source=data_source_label(data, [row.example for row in rows]),
     )
 
 
@@ -332,7 +341,7 @@ def _multirun() -> bool:
 def _write_run_files(plan: RunPlan, status: str, extra: dict | None = None) -> None:
     """config.yaml (the resolved config) and run.json (what the runner resolved and did)."""
     resolved = OmegaConf.to_container(plan.cfg, resolve=True)
-    resolved["data_dir"] = str(plan.data_dir) if plan.data_dir else "hub"
+    resolved["data_dir"] = plan.data.spec
     (plan.run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)), encoding="utf-8")
     info = {
         "run_id": plan.run_id,
@@ -343,7 +352,8 @@ def _write_run_files(plan: RunPlan, status: str, extra: dict | None = None) -> N
         "device": plan.device,
         "num_layers": plan.num_layers,
         "context_limit": plan.context_limit,
-        "data_dir": str(plan.data_dir) if plan.data_dir else "hub",
+        "data_dir": plan.data.spec,
+        "data_source": plan.data_source,
         "rows": len(plan.rows),
         "methods": [
             {"label": m.label, "name": m.name, "params": m.params, "repeats": m.repeats} for m in plan.methods
@@ -406,6 +416,7 @@ class _Generator:
             repeat=repeat,
             seed=self.seed + repeat,
             model=self.plan.spec.name,
+            data_source=self.plan.data_source,
             prompt_tokens=row.prompt.n_tokens,
             truncated=row.prompt.truncated,
             ttft_s=result.ttft_s,
@@ -502,7 +513,7 @@ def _execute(plan: RunPlan) -> RunOutcome:
     if foreign:  # the config is the same, so the data under it changed: do not merge two row sets
         raise RunConfigError(
             f"{plan.run_dir} holds records of {len(foreign)} rows this run does not have (e.g. "
-            f"{foreign[0]!r}): its data source changed (now {plan.data_dir or 'hub'}). Resume it with the "
+            f"{foreign[0]!r}): its data source changed (now {plan.data_source}). Resume it with the "
             "data_dir it was made with, or use another name= (or output_dir=)."
         )
     here = device_label(plan.device)

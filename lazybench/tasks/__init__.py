@@ -13,9 +13,12 @@ Typical use by a runner::
             score = score_example(task, postprocess(task, text, "chat_template"), ex.answers, ex.all_classes)
 
 Probes (passkey, needle) are tasks too; their rows come from `make_probe_examples`.
+
+Rows come from the bundled offline slice by default, from the hub with ``data_dir="hub"``, or from a
+folder of ``<dataset>.jsonl`` (`lazybench.tasks.sources`); each `Example` names its source.
 """
 
-from lazybench.tasks.data import DATA_DIR_ENV, HUB, Example, load_examples, read_jsonl, select_examples
+from lazybench.tasks.data import Example, load_examples, read_jsonl, select_examples
 from lazybench.tasks.errors import (
     DataFormatError,
     DataNotFoundError,
@@ -57,6 +60,17 @@ from lazybench.tasks.registry import (
     get_task,
     list_tasks,
 )
+from lazybench.tasks.sources import (
+    DATA_DIR_ENV,
+    HUB,
+    OFFLINE,
+    OFFLINE_LABEL,
+    DataSource,
+    HubCopy,
+    published_sizes,
+    resolve_source,
+    write_offline_slice,
+)
 from lazybench.tasks.suites import SUITES, Suite, expand_datasets, get_suite
 from lazybench.tasks.tokenizer import load_tokenizer
 
@@ -66,6 +80,8 @@ __all__ = [
     "DATA_DIR_ENV",
     "HUB",
     "METRICS",
+    "OFFLINE",
+    "OFFLINE_LABEL",
     "PAPER_DATASETS",
     "PROBE_TASKS",
     "SUITES",
@@ -73,8 +89,10 @@ __all__ = [
     "ChatStyle",
     "DataFormatError",
     "DataNotFoundError",
+    "DataSource",
     "Example",
     "GenerationSettings",
+    "HubCopy",
     "LongBenchTask",
     "MissingFieldError",
     "Prompt",
@@ -99,10 +117,13 @@ __all__ = [
     "middle_truncate",
     "normalize_answer",
     "postprocess",
+    "published_sizes",
     "qa_f1",
     "read_jsonl",
+    "resolve_source",
     "retrieval",
     "rouge_l",
     "score_example",
     "select_examples",
+    "write_offline_slice",
 ]

@@ -1,14 +1,9 @@
 """Loading LongBench rows into `Example` objects.
 
-Sources, in order:
-
-1. a local folder of official-format ``<dataset>.jsonl`` files (``data_dir=`` or the environment
-   variable ``LAZYBENCH_LONGBENCH_DIR``). When a folder is given it is the only source: a missing
-   file there is an error, never a silent download;
-2. the hub dataset ``THUDM/LongBench`` (config = dataset, split ``test``);
-3. its parquet mirror ``Xnhyacinth/LongBench`` (folder = dataset), whose question field is
-   ``question`` instead of ``input`` (newer ``datasets`` releases no longer run the loading script
-   of ``THUDM/LongBench``, so the mirror is what usually works online).
+Where rows come from (the bundled offline slice, the hub, or a local folder) is decided by
+`lazybench.tasks.sources.resolve_source`; every `Example` carries the label of its source
+(``"offline slice"``, ``"LongBench (hub: <copy>)"``, ``"folder <path>"``) so a run can say what
+it measured.
 
 Validation is strict because a silently dropped or half-parsed row changes a dataset score
 without anyone noticing: a bad JSON line or a missing field raises with file and line number.
@@ -24,20 +19,38 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lazybench.tasks.errors import DataFormatError, DataNotFoundError, MissingFieldError
 from lazybench.tasks.registry import get_task
+from lazybench.tasks.sources import (
+    DATA_DIR_ENV,
+    HUB,
+    OFFLINE,
+    OFFLINE_LABEL,
+    DataSource,
+    hub_label,
+    hub_rows,
+    offline_text,
+    resolve_source,
+)
 
-#: Environment variable naming a folder of LongBench ``<dataset>.jsonl`` files.
-DATA_DIR_ENV = "LAZYBENCH_LONGBENCH_DIR"
-HUB = "hub"  # data_dir value that means THUDM/LongBench on the hub, never a local folder
-HUB_DATASET = "THUDM/LongBench"
-HUB_MIRROR = "Xnhyacinth/LongBench"
+__all__ = [
+    "DATA_DIR_ENV",
+    "HUB",
+    "OFFLINE",
+    "DataSource",
+    "Example",
+    "load_examples",
+    "parse_jsonl",
+    "read_jsonl",
+    "read_source",
+    "row_to_example",
+    "select_examples",
+]
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,7 @@ class Example:
         all_classes: label set (trec only), else None.
         length: LongBench's ``length`` field (word count); recomputed when absent.
         meta: extra facts, e.g. a probe's depth and needle position; empty for LongBench rows.
+        source: label of where the row was read (`DataSource.label`; the concrete hub copy).
     """
 
     id: str
@@ -63,6 +77,7 @@ class Example:
     all_classes: list[str] | None
     length: int
     meta: Mapping[str, Any] = field(default_factory=dict)
+    source: str = ""
 
 
 def word_count(*texts: str) -> int:
@@ -79,7 +94,12 @@ def _str_list(value: Any, name: str, where: str, *, allow_empty: bool) -> list[s
 
 
 def row_to_example(
-    row: Mapping[str, Any], dataset: str, source: str, line: int | None = None, index: int = 0
+    row: Mapping[str, Any],
+    dataset: str,
+    source: str,
+    line: int | None = None,
+    index: int = 0,
+    label: str = "",
 ) -> Example:
     """Validate one raw row (jsonl or hub) and turn it into an `Example`.
 
@@ -132,64 +152,31 @@ def row_to_example(
         answers=answers,
         all_classes=all_classes,
         length=length,
+        source=label,
     )
 
 
-def read_jsonl(path: str | Path, dataset: str) -> list[Example]:
-    """Read an official-format LongBench jsonl file; every non-blank line must be a valid row."""
-    path = Path(path)
+def parse_jsonl(text: str, dataset: str, where: str, label: str = "") -> list[Example]:
+    """Rows of a LongBench jsonl text; every non-blank line must be a valid row (``where`` names
+    the file in errors)."""
     examples: list[Example] = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue  # blank lines carry no row (e.g. a trailing newline)
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataFormatError(f"{path}:{line_no}: malformed JSON line: {err}") from err
-            examples.append(row_to_example(row, dataset, str(path), line_no, index=len(examples)))
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue  # blank lines carry no row (e.g. a trailing newline)
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataFormatError(f"{where}:{line_no}: malformed JSON line: {err}") from err
+        examples.append(row_to_example(row, dataset, where, line_no, index=len(examples), label=label))
     if not examples:
-        raise DataFormatError(f"{path}: no rows")
+        raise DataFormatError(f"{where}: no rows")
     return examples
 
 
-def _hub_rows(dataset: str) -> tuple[str, Iterable[Mapping[str, Any]]]:
-    """Fetch a dataset from the hub (official repo, then the parquet mirror)."""
-    hint = (
-        f"LongBench dataset {dataset!r} is not available offline. Set data_dir= (or the environment "
-        f"variable {DATA_DIR_ENV}) to a folder of LongBench <dataset>.jsonl files"
-    )
-    try:
-        import datasets
-    except ImportError as err:  # pragma: no cover - datasets is a declared dependency
-        raise DataNotFoundError(f"{hint} (the 'datasets' package is not installed)") from err
-    failures: list[str] = []
-    attempts: list[tuple[str, dict[str, Any]]] = [
-        (HUB_DATASET, {"name": dataset}),
-        (HUB_MIRROR, {"data_dir": dataset}),
-    ]
-    for repo, kwargs in attempts:
-        try:
-            rows = datasets.load_dataset(repo, split="test", **kwargs)
-        except Exception as err:  # any failure (offline, script unsupported...) means: next source
-            failures.append(f"{repo}: {type(err).__name__}: {err}")
-            continue
-        if "answer_prefix" in rows.column_names:
-            # kvpress-style copies store the template already applied to `context`; applying
-            # LongBench's template again would double it, so refuse instead of guessing.
-            failures.append(f"{repo}: rows are pre-templated (column 'answer_prefix'); not supported")
-            continue
-        return f"hub:{repo}/{dataset}", rows
-    raise DataNotFoundError(f"{hint}. Hub attempts failed: " + " | ".join(failures))
-
-
-def _resolve_dir(data_dir: str | Path | None) -> Path | None:
-    if data_dir == HUB:  # asked for the hub: a local folder in the environment must not stand in
-        return None
-    if data_dir is not None:
-        return Path(data_dir)
-    env = os.environ.get(DATA_DIR_ENV)
-    return Path(env) if env else None
+def read_jsonl(path: str | Path, dataset: str) -> list[Example]:
+    """Read an official-format LongBench jsonl file (a folder source)."""
+    path = Path(path)
+    return parse_jsonl(path.read_text(encoding="utf-8"), dataset, str(path), f"folder {path.parent}")
 
 
 def select_examples(examples: Sequence[Example], limit: int | None, seed: int | None) -> list[Example]:
@@ -208,9 +195,26 @@ def select_examples(examples: Sequence[Example], limit: int | None, seed: int | 
     return [ex for ex in examples if id(ex) in chosen]
 
 
+def read_source(dataset: str, source: DataSource) -> list[Example]:
+    """Every row of one dataset from a resolved source."""
+    if source.kind == OFFLINE:
+        return parse_jsonl(offline_text(dataset), dataset, f"offline slice {dataset}.jsonl", OFFLINE_LABEL)
+    if source.kind == HUB:
+        copy, rows = hub_rows(dataset, source.hub)
+        where, label = f"hub:{copy}/{dataset}", hub_label(copy)
+        return [row_to_example(r, dataset, where, i + 1, index=i, label=label) for i, r in enumerate(rows)]
+    path = source.folder / f"{dataset}.jsonl"
+    if not path.is_file():
+        chosen = "data_dir=" if source.origin == "data_dir=" else source.origin
+        raise DataNotFoundError(
+            f"{path} not found: the LongBench folder {source.folder} (from {chosen}) has no {dataset}.jsonl"
+        )
+    return read_jsonl(path, dataset)
+
+
 def load_examples(
     dataset: str,
-    data_dir: str | Path | None = None,
+    data_dir: str | Path | DataSource | None = None,
     limit: int | None = None,
     seed: int | None = None,
 ) -> list[Example]:
@@ -218,29 +222,18 @@ def load_examples(
 
     Args:
         dataset: one of the 16 English datasets.
-        data_dir: folder of ``<dataset>.jsonl``; defaults to ``$LAZYBENCH_LONGBENCH_DIR``; when
-            neither is set the hub is tried. ``"hub"`` asks for the hub whatever the environment says.
+        data_dir: ``None`` (``$LAZYBENCH_LONGBENCH_DIR`` if set, else the bundled offline slice),
+            ``"offline"``, ``"hub"``, ``"hub:<repo or folder>[@<revision>]"``, a folder of
+            ``<dataset>.jsonl``, or a resolved `DataSource` (see `lazybench.tasks.sources`).
         limit: keep at most this many rows (None: all).
         seed: None keeps the first rows; an int picks a seeded, id-hashed subset.
 
     Raises:
         UnknownTaskError: unknown dataset (or a probe, which has no rows to load).
-        DataNotFoundError: no local file and the hub is unreachable.
+        DataNotFoundError: a folder without the file, or no hub copy reachable.
         DataFormatError / MissingFieldError: a malformed row (file and line are named).
     """
     task = get_task(dataset)
     if task.is_probe:
         raise ValueError(f"{dataset!r} is a synthetic probe; build its rows with make_probe_examples()")
-    folder = _resolve_dir(data_dir)
-    if folder is not None:
-        path = folder / f"{dataset}.jsonl"
-        if not path.is_file():
-            raise DataNotFoundError(
-                f"{path} not found: the LongBench folder {folder} (from "
-                f"{'data_dir=' if data_dir is not None else DATA_DIR_ENV}) has no {dataset}.jsonl"
-            )
-        examples = read_jsonl(path, dataset)
-    else:
-        source, rows = _hub_rows(dataset)
-        examples = [row_to_example(row, dataset, source, line=i + 1, index=i) for i, row in enumerate(rows)]
-    return select_examples(examples, limit, seed)
+    return select_examples(read_source(dataset, resolve_source(data_dir)), limit, seed)

@@ -91,7 +91,9 @@ def _parser() -> argparse.ArgumentParser:
         help="dataset or category names, space or comma separated (default: all 16)",
     )
     parser.add_argument(
-        "--data-dir", default=None, help="folder of <dataset>.jsonl (else $LAZYBENCH_LONGBENCH_DIR)"
+        "--data-dir",
+        default=None,
+        help="offline (default: the bundled slice, or $LAZYBENCH_LONGBENCH_DIR), hub, or a folder of <dataset>.jsonl",
     )
     parser.add_argument(
         "--chat-style", default="none", choices=CHAT_STYLES, help="chat wrapper (default none)"
