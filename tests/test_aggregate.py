@@ -31,10 +31,10 @@ OBJECTIVES = ["score", "quality", "ttft_speedup", "generation_speedup", "pct_pro
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tiny_model, longbench_dir, tmp_path_factory):
+def tiny_run(tiny_model, tmp_path_factory):
     out = tmp_path_factory.mktemp("agg")
     overrides = [
-        *tiny_overrides(tiny_model, longbench_dir, out / "runs"),
+        *tiny_overrides(tiny_model, "offline", out / "runs"),  # the bundled slice
         "suite.datasets=[lcc,repobench-p,hotpotqa]",
         "methods=[baseline,random_drop]",
         "repeats=2",
