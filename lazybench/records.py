@@ -54,6 +54,10 @@ class RunRecord:
     first_token_match: bool | None = None
     first_token_kl: float | None = None
     rouge_l_vs_baseline: float | None = None
+    # TTFT samples (timing.prefill_repeats; lazybench.runner.timing): ttft_s is their median; None
+    # on records written before the setting existed
+    ttft_samples_s: list[float] | None = None
+    ttft_spread: float | None = None  # (max - min) / median of the samples; 0 with one sample
     # environment
     device: str = "cpu"
     versions: dict[str, str] = field(default_factory=dict)
