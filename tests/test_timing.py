@@ -49,12 +49,11 @@ def test_rounds_interleave_and_rotate() -> None:
 
 def test_generation_is_the_last_sample_and_total_follows_the_median() -> None:
     result = dataclasses.make_dataclass("R", ["ttft_s", "total_s"])(4.0, 10.0)
-    adjusted, samples, sp = with_samples(result, [1.0, 2.0])
+    adjusted, samples = with_samples(result, [1.0, 2.0])
     assert samples == [1.0, 2.0, 4.0]
     assert adjusted.ttft_s == 2.0 and adjusted.total_s == 8.0  # 6 s after the first token kept
-    assert sp == pytest.approx(1.5)
-    same, samples, sp = with_samples(result, [])
-    assert same is result and samples == [4.0] and sp == 0.0
+    same, samples = with_samples(result, [])
+    assert same is result and samples == [4.0]
 
 
 class _Spy(Method):

@@ -7,6 +7,10 @@ the model once, runs warm-ups on the first pending prompt, then, row by row, the
 and every other (method, repeat) after it on the same prompt, appending one `RunRecord` per unit
 to ``records.jsonl`` as soon as it is done. At the end it writes the summaries.
 
+TTFT: with ``timing.prefill_repeats: k`` every unit's TTFT is the median of k samples, k - 1 of them
+prefill-only rounds interleaved across the row's methods before its generations
+(lazybench.runner.timing); records keep the samples and their spread.
+
 Resuming: units whose (example_id, method_label, repeat) key is already in ``records.jsonl`` are
 skipped. A half-written last line (a kill during a write) is cut off and reported. When a row still
 needs a non-baseline method but its baseline record exists, the baseline is run again on that row,
@@ -668,14 +672,14 @@ def _run_pending(plan: RunPlan, pending_rows: list[Row], done: dict, records_pat
             if base_key not in done:
                 result = gen.generate(baseline, row, 0, keep_logits=keep)
                 base_logits = result.first_logits
-                result, samples, _ = with_samples(result, earlier[(baseline.label, 0)])
+                result, samples = with_samples(result, earlier[(baseline.label, 0)])
                 write(gen.record(baseline, row, 0, result, samples=samples))
             elif keep:  # resumed row: recompute the baseline's first-token logits, record nothing
                 base_logits = gen.generate(baseline, row, 0, keep_logits=True).first_logits
             base_prediction = done[base_key]["prediction"]
             for entry, repeat in others:
                 result = gen.generate(entry, row, repeat, keep_logits=keep)
-                result, samples, _ = with_samples(result, earlier[(entry.label, repeat)])
+                result, samples = with_samples(result, earlier[(entry.label, repeat)])
                 record = gen.record(entry, row, repeat, result, samples=samples)
                 if want_fidelity:
                     record_fid = fidelity(

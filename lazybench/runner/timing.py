@@ -67,14 +67,14 @@ def interleaved_samples(
 def with_samples(result, earlier: Sequence[float]):
     """The generation's result with TTFT = median of `earlier` + its own TTFT, and total adjusted.
 
-    Returns (result, samples, spread). Decode-step times are the generation's own.
+    Returns (result, samples). Decode-step times are the generation's own.
     """
     samples = [*earlier, float(result.ttft_s)]
     if len(samples) == 1:
-        return result, samples, 0.0
+        return result, samples
     middle = statistics.median(samples)
     adjusted = dataclasses.replace(result, ttft_s=middle, total_s=result.total_s - result.ttft_s + middle)
-    return adjusted, samples, spread(samples)
+    return adjusted, samples
 
 
 def spread_note(records: Iterable[dict[str, Any]], threshold: float) -> str:
