@@ -56,6 +56,10 @@ class RunRecord:
     rouge_l_vs_baseline: float | None = None
     # provenance: where the row was read ("offline slice", "LongBench (hub: <copy>)", "folder <path>")
     data_source: str | None = None
+    # TTFT samples (timing.prefill_repeats; lazybench.runner.timing): ttft_s is their median; None
+    # on records written before the setting existed
+    ttft_samples_s: list[float] | None = None
+    ttft_spread: float | None = None  # (max - min) / median of the samples; 0 with one sample
     # environment
     device: str = "cpu"
     versions: dict[str, str] = field(default_factory=dict)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +63,74 @@ def test_overhead_benchmark_rejects_zero_rounds(tmp_path) -> None:
 
     with pytest.raises(SystemExit):
         overhead_main(["--model", "tiny-llama", "--rounds", "0", "--out", str(tmp_path)])
+
+
+# --- scripts/device_bench.sh: checked here, so that a typo cannot reach a lent GPU ----------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _device_script(tmp_path: Path, timeout: int = 400, **env: str) -> tuple[subprocess.CompletedProcess, str]:
+    out = tmp_path / "out"
+    full_env = {**os.environ, "PYTHON": sys.executable, "OUT": str(out), "OMP_NUM_THREADS": "1", **env}
+    proc = subprocess.run(["bash", "scripts/device_bench.sh"], cwd=REPO, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)  # fmt: skip
+    report = (out / "device_bench.md").read_text()
+    return proc, report
+
+
+def test_device_script_dry_run_parses_every_gpu_command(tmp_path, longbench_dir) -> None:
+    proc, report = _device_script(tmp_path, DRY="1", DATA_DIR=str(longbench_dir))
+    assert proc.returncode == 0, report + proc.stderr[-2000:]
+    status = [line for line in report.splitlines() if line.startswith("- [")]
+    assert not [s for s in status if s.startswith(("- [FAILED]", "- [skipped]"))], status
+    assert status[0].startswith("- [ok] smoke (cpu, float32)")  # the smoke snippet itself ran
+    host = REPO / "lazybench" / "bench" / "host.py"
+    assert any(s.startswith("- [ok] host" if host.exists() else "- [absent] host") for s in status)
+    ttft = [s for s in status if s.startswith("- [ok] ttft")]
+    assert [s.split(" (")[0] for s in ttft] == [
+        "- [ok] ttft llama2-7b, 3500 tokens", "- [ok] ttft xgen-7b, 3500 tokens", "- [ok] ttft xgen-7b, 7500 tokens",
+    ]  # fmt: skip
+    assert any(s.startswith("- [ok] runner: lazybench, random llama2-7b on cuda") for s in status)
+    assert any(s.startswith("- [ok] overhead") for s in status)
+    log = (tmp_path / "out" / "device_bench.log").read_text()
+    # the GPU command lines were parsed, not CPU stand-ins; the runner's dry run read the 7B shape
+    assert log.count("arguments parse: lazybench.bench.ttft") == 3
+    assert "'device': 'cuda', 'dtype': 'bfloat16'" in log and "'lengths': [7500]" in log
+    assert "llama, 32 layers" in log and "prompt tokens: min 3500" in log
+    assert (tmp_path / "out" / "raw.tar.gz").is_file()
+    assert len(list((tmp_path / "out").iterdir())) <= 8  # what the device tool returns
+
+
+def test_device_script_stops_at_once_without_cuda(tmp_path) -> None:
+    proc, report = _device_script(tmp_path, timeout=120, CUDA_VISIBLE_DEVICES="", STEPS="smoke ttft")
+    assert proc.returncode == 1
+    assert "torch sees no CUDA device" in report and "ABORTED: the smoke step failed" in report
+    log = (tmp_path / "out" / "device_bench.log").read_text()
+    assert "=== ttft" not in log and "[ok] ttft" not in report  # nothing ran after the smoke
+
+
+def test_device_script_records_a_failed_step_and_goes_on(tmp_path) -> None:
+    fake = tmp_path / "python"  # an interpreter whose every command fails at once
+    fake.write_text('#!/bin/sh\necho "boom: $*" >&2\nexit 3\n')
+    fake.chmod(0o755)
+    proc, report = _device_script(tmp_path, timeout=60, PYTHON=str(fake), DEVICE="cpu", SHAPES="tiny",
+                                  STEPS="ttft overhead")  # fmt: skip
+    assert proc.returncode == 1
+    failed = [line for line in report.splitlines() if line.startswith("- [FAILED]")]
+    assert [line.split(":")[0] for line in failed] == [
+        "- [FAILED] ttft tiny-llama, 64 tokens", "- [FAILED] ttft tiny-llama, 128 tokens",
+        "- [FAILED] overhead (engine vs plain forward)",
+    ]  # fmt: skip
+    assert all("exit status 3" in line and "boom: -m lazybench.bench." in line for line in failed)
+    assert "finished in" in report and "3 failed or skipped step(s)" in report
+
+
+def test_device_script_times_out_a_hung_step(tmp_path) -> None:
+    fake = tmp_path / "python"  # an interpreter that hangs
+    fake.write_text("#!/bin/sh\nexec sleep 30\n")
+    fake.chmod(0o755)
+    proc, report = _device_script(tmp_path, timeout=60, PYTHON=str(fake), DEVICE="cpu", SHAPES="tiny",
+                                  STEPS="overhead", MAX_STEP_S="1")  # fmt: skip
+    assert proc.returncode == 1
+    assert "- [FAILED] overhead (engine vs plain forward): timed out after 1 s" in report

@@ -340,6 +340,40 @@ def check_resumable(
 
 
 # ---------------------------------------------------------------------------------------------
+# timing
+
+
+@dataclass(frozen=True)
+class TimingConfig:
+    """How TTFT is measured (conf/config.yaml `timing:`; see lazybench.runner.timing).
+
+    prefill_repeats: TTFT samples per (row, method, repeat); the median is the record's `ttft_s`.
+    spread_threshold: a unit whose samples spread by more than this fraction of their median, as
+    (max - min) / median, is counted as noisy in the end-of-run note (and flagged in summaries).
+    """
+
+    prefill_repeats: int = 1
+    spread_threshold: float = 0.25
+
+
+def resolve_timing(cfg: DictConfig) -> TimingConfig:
+    """The run's `timing:` block, validated (absent keys take the dataclass defaults)."""
+    data = to_plain(cfg.get("timing")) or {}
+    if not isinstance(data, dict):
+        raise RunConfigError(f"`timing` must be a mapping (prefill_repeats, spread_threshold), got {data!r}")
+    unknown = sorted(set(data) - {"prefill_repeats", "spread_threshold"})
+    if unknown:
+        raise RunConfigError(f"timing has no key(s) {unknown}; it takes prefill_repeats and spread_threshold")
+    repeats = data.get("prefill_repeats", TimingConfig.prefill_repeats)
+    if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
+        raise RunConfigError(f"timing.prefill_repeats must be a positive integer, got {repeats!r}")
+    threshold = data.get("spread_threshold", TimingConfig.spread_threshold)
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or threshold < 0:
+        raise RunConfigError(f"timing.spread_threshold must be a number >= 0, got {threshold!r}")
+    return TimingConfig(prefill_repeats=repeats, spread_threshold=float(threshold))
+
+
+# ---------------------------------------------------------------------------------------------
 # derived schedules (OmegaConf has no arithmetic): ${lazybench.arithmetic:...}, ${lazybench.geometric:...}
 
 

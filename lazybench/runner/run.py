@@ -7,6 +7,10 @@ the model once, runs warm-ups on the first pending prompt, then, row by row, the
 and every other (method, repeat) after it on the same prompt, appending one `RunRecord` per unit
 to ``records.jsonl`` as soon as it is done. At the end it writes the summaries.
 
+TTFT: with ``timing.prefill_repeats: k`` every unit's TTFT is the median of k samples, k - 1 of them
+prefill-only rounds interleaved across the row's methods before its generations
+(lazybench.runner.timing); records keep the samples and their spread.
+
 Resuming: units whose (example_id, method_label, repeat) key is already in ``records.jsonl`` are
 skipped. A half-written last line (a kill during a write) is cut off and reported. When a row still
 needs a non-baseline method but its baseline record exists, the baseline is run again on that row,
@@ -39,12 +43,14 @@ from lazybench.runner.config import (
     MethodEntry,
     NotAvailableHereError,
     RunConfigError,
+    TimingConfig,
     absolute,
     check_resumable,
     model_spec,
     resolve_data_source,
     resolve_methods,
     resolve_suite,
+    resolve_timing,
     to_plain,
     validate_schedules,
 )
@@ -90,6 +96,7 @@ class RunPlan:
     device: str
     model_config: Any = None  # the (text) config read in prepare(); no weights
     data_source: str = ""  # label of where the rows were read ("offline slice", ...): every record's
+    timing: TimingConfig = field(default_factory=TimingConfig)
 
 
 @dataclass
@@ -103,6 +110,7 @@ class RunOutcome:
     table: str = ""
     objective: Any = None
     files: list[Path] = field(default_factory=list)
+    timing_note: str = ""  # one line: how many units have a large TTFT spread (lazybench.runner.timing)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,6 +247,7 @@ def prepare(cfg: DictConfig, run_dir: str | Path | None = None) -> RunPlan:
             raise RunConfigError(f"unknown objective {name!r}; choose from {', '.join(OBJECTIVES)}")
 
     methods, primary = resolve_methods(cfg)
+    timing = resolve_timing(cfg)
     suite = resolve_suite(cfg)
     data = resolve_data_source(cfg)
     spec = model_spec(cfg)
@@ -293,6 +302,7 @@ def prepare(cfg: DictConfig, run_dir: str | Path | None = None) -> RunPlan:
         device=str(device),
         model_config=text_config,
         data_source=data_source_label(data, [row.example for row in rows]),
+        timing=timing,
     )
 
 
@@ -378,14 +388,15 @@ class _Generator:
         self.device = device_label(plan.device)
         self.seed = int(plan.cfg.seed)
 
-    def generate(self, entry: MethodEntry, row: Row, repeat: int, keep_logits: bool):
+    def request(self, row: Row, repeat: int, keep_logits: bool):
+        """The method's request for this row and repeat, with the torch seed set for it."""
         import torch
 
         from lazybench.methods import GenerationRequest
 
         seed = self.seed + repeat
         torch.manual_seed(seed)
-        request = GenerationRequest(
+        return GenerationRequest(
             prompt_ids=list(row.prompt.input_ids),
             max_new_tokens=row.settings.max_new_tokens,
             eos_token_ids=tuple(sorted({*self.plan.eos_token_ids, *row.settings.stop_token_ids})),
@@ -393,12 +404,31 @@ class _Generator:
             keep_logits=keep_logits,
             seed=seed,
         )
+
+    def generate(self, entry: MethodEntry, row: Row, repeat: int, keep_logits: bool):
+        import torch
+
+        request = self.request(row, repeat, keep_logits)
         with torch.inference_mode():
             result = entry.method.run(self.model, request)
         result.step_logits = None  # only the first token's logits are used
         return result
 
-    def record(self, entry: MethodEntry, row: Row, repeat: int, result, fid=None) -> RunRecord:
+    def prefill_sample(self, entry: MethodEntry, row: Row, repeat: int) -> float:
+        """One extra TTFT sample of the unit (lazybench.runner.timing), nothing recorded."""
+        import torch
+
+        from lazybench.runner.timing import prefill_ttft
+
+        request = self.request(row, repeat, keep_logits=False)
+        with torch.inference_mode():
+            return prefill_ttft(entry.method, self.model, request)
+
+    def record(
+        self, entry: MethodEntry, row: Row, repeat: int, result, fid=None, samples: list[float] | None = None
+    ) -> RunRecord:
+        """`result` carries the median TTFT when `samples` (all TTFT samples, its own included) are given."""
+        from lazybench.runner.timing import spread
         from lazybench.tasks import postprocess, score_example
 
         text = self.plan.tokenizer.decode(result.tokens, skip_special_tokens=True)
@@ -436,6 +466,8 @@ class _Generator:
             first_token_match=None if fid is None else fid.first_token_match,
             first_token_kl=None if fid is None else fid.first_token_kl,
             rouge_l_vs_baseline=None if fid is None else fid.rouge_l_vs_baseline,
+            ttft_samples_s=list(samples or [result.ttft_s]),
+            ttft_spread=spread(samples or [result.ttft_s]),
             device=self.device,
             versions=self.versions,
             extra={
@@ -549,6 +581,10 @@ def _execute(plan: RunPlan) -> RunOutcome:
     records = read_records(records_path).records
     if records:
         _finish(plan, records, outcome)
+        from lazybench.runner.timing import spread_note
+
+        outcome.timing_note = spread_note(records, plan.timing.spread_threshold)
+        print(f"lazybench: {outcome.timing_note}")
     _write_run_files(
         plan,
         "finished",
@@ -557,6 +593,7 @@ def _execute(plan: RunPlan) -> RunOutcome:
             "records_at_start": len(existing),
             "new_records": new_records,
             "records": len(records),
+            "timing": {**plan.timing.__dict__, "note": outcome.timing_note},
         },
     )
     outcome.objective = _objective(plan, outcome.summary)
@@ -570,6 +607,7 @@ def _run_pending(plan: RunPlan, pending_rows: list[Row], done: dict, records_pat
     from lazybench.models import load_model
     from lazybench.runner.fidelity import fidelity
     from lazybench.runner.progress import RunningSpeedup, RunProgress
+    from lazybench.runner.timing import interleaved_samples, with_samples
 
     cfg = plan.cfg
     if cfg.get("threads"):
@@ -623,18 +661,27 @@ def _run_pending(plan: RunPlan, pending_rows: list[Row], done: dict, records_pat
             ]
             others = [(m, r) for m, r in todo if not m.is_baseline]
             keep = want_fidelity and bool(others)
+            # k - 1 prefill-only rounds over the row's pending units; the generation is sample k
+            entries = {(m.label, r): m for m, r in todo}
+            earlier = interleaved_samples(
+                list(entries),
+                plan.timing.prefill_repeats - 1,
+                lambda key, row=row, entries=entries: gen.prefill_sample(entries[key], row, key[1]),
+            )
             base_key = (row.id, baseline.label, 0)
             base_logits = None
             if base_key not in done:
                 result = gen.generate(baseline, row, 0, keep_logits=keep)
                 base_logits = result.first_logits
-                write(gen.record(baseline, row, 0, result))
+                result, samples = with_samples(result, earlier[(baseline.label, 0)])
+                write(gen.record(baseline, row, 0, result, samples=samples))
             elif keep:  # resumed row: recompute the baseline's first-token logits, record nothing
                 base_logits = gen.generate(baseline, row, 0, keep_logits=True).first_logits
             base_prediction = done[base_key]["prediction"]
             for entry, repeat in others:
                 result = gen.generate(entry, row, repeat, keep_logits=keep)
-                record = gen.record(entry, row, repeat, result)
+                result, samples = with_samples(result, earlier[(entry.label, repeat)])
+                record = gen.record(entry, row, repeat, result, samples=samples)
                 if want_fidelity:
                     record_fid = fidelity(
                         base_logits, base_prediction, result.first_logits, record.prediction

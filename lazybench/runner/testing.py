@@ -1,11 +1,19 @@
-"""Tiny random-init models and configs for fast runner tests (and quick smoke runs on any CPU).
+"""Random-init models and configs: fast runner tests, quick smoke runs on any CPU, GPU speed rows.
 
 `make_tiny_model(folder)` saves a 4-layer Llama (hidden 64) with SmolLM2's tokenizer;
 `lazybench model.name=<folder> model.id=tiny model.max_length=256 ...` runs it (see `tiny_overrides`).
+
+`make_shaped_model(shape)` writes only a config of a benchmark shape (Llama-2-7B, XGen-7B: see
+lazybench.bench.ttft.GPU_SHAPES) and a byte-level tokenizer built in code, no weights and nothing
+downloaded: `lazybench model=llama2-7b-random` (random_init) builds the weights on the device, so
+the real runner times a 7B-shaped model on a machine that has no hub access::
+
+    python -m lazybench.runner.testing shape llama2-7b     # prints the folder it wrote
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 
@@ -36,6 +44,48 @@ def make_tiny_model(folder: str | Path, num_layers: int = 4, seed: int = 0) -> P
     model = LlamaForCausalLM(config)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+    return folder
+
+
+def byte_tokenizer():
+    """A byte-level tokenizer made in code (ids 0-2: <unk>, <s>, </s>; 3-258: the bytes): any text
+    encodes, nothing is downloaded. Ids past its vocabulary decode to nothing."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, **{c: i + 3 for i, c in enumerate(alphabet)}}
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    )
+
+
+def shaped_model_dir(shape: str) -> Path:
+    """Where `make_shaped_model` writes a shape by default (conf/model/*-random.yaml read it there)."""
+    from lazybench.models import cache_dir
+
+    return cache_dir() / "shapes" / shape
+
+
+def make_shaped_model(shape: str, folder: str | Path | None = None) -> Path:
+    """Save the config of a benchmark shape and a byte-level tokenizer, no weights (see the module
+    docstring); run it with model.random_init=true. Returns the folder."""
+    from transformers import LlamaConfig
+
+    from lazybench.bench.ttft import GPU_SHAPES
+
+    if shape not in GPU_SHAPES:
+        raise ValueError(f"unknown shape {shape!r}; known: {', '.join(GPU_SHAPES)}")
+    folder = Path(folder) if folder is not None else shaped_model_dir(shape)
+    folder.mkdir(parents=True, exist_ok=True)
+    # LlamaConfig's defaults are Llama-2-7B's shape; bos 1 and eos 2 are the tokenizer's <s>, </s>
+    config = LlamaConfig(**GPU_SHAPES[shape], bos_token_id=1, eos_token_id=2)
+    config.architectures = ["LlamaForCausalLM"]
+    config.save_pretrained(folder)
+    byte_tokenizer().save_pretrained(folder)
     return folder
 
 
@@ -84,3 +134,20 @@ def run_tiny_multirun(
     cmd = [sys.executable, "-m", "lazybench.cli", "-m", *sweep_args, "threads=1", *overrides]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m lazybench.runner.testing shape <name> [folder]`: write a shape's config folder."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) not in (2, 3) or args[0] != "shape":
+        raise SystemExit(
+            "usage: python -m lazybench.runner.testing shape <llama2-7b|xgen-7b|tiny-llama> [folder]"
+        )
+    try:
+        print(make_shaped_model(args[1], args[2] if len(args) == 3 else None))
+    except ValueError as err:
+        raise SystemExit(f"lazybench: error: {err}") from None
+
+
+if __name__ == "__main__":
+    main()
