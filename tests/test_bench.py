@@ -27,6 +27,24 @@ def test_benchmark_writes_every_configuration(tmp_path) -> None:
     assert (tmp_path / "t.md").read_text().count("| 48 |") == len(rows)
 
 
+def test_benchmark_measures_both_decode_reads(tmp_path) -> None:
+    main(["--model", "tiny-llama", "--device", "cpu", "--dtype", "float32", "--lengths", "40",
+          "--repeats", "1", "--warmups", "0", "--decode-steps", "2", "--decode-read", "both",
+          "--out", str(tmp_path), "--tag", "b"])  # fmt: skip
+    rows = list(csv.DictReader((tmp_path / "b.csv").open()))
+    reads = {(r["config"], r["decode_read"]) for r in rows}
+    # configurations that prune are measured both ways; the others read no pruned cache
+    assert {
+        ("lazyllm-default", "masked"),
+        ("lazyllm-default", "gather"),
+        ("static-default", "gather"),
+    } <= reads
+    assert ("baseline", "any") in reads and ("lazyllm-keep1.0", "any") in reads
+    assert len(rows) == 2 + 2 * (len(SCHEDULES) - 1 + 1)
+    by_read = {r["decode_read"]: r for r in rows if r["config"] == "lazyllm-default"}
+    assert by_read["masked"]["pct_prompt_computed"] == by_read["gather"]["pct_prompt_computed"]
+
+
 def test_revival_profile_writes_windows(tiny_model, longbench_dir, tmp_path) -> None:
     from lazybench.bench.revival import main as revival_main
 

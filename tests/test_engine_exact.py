@@ -8,6 +8,16 @@ from tiny_models import tiny_model
 
 from lazybench.engine import LazyEngine, LazyLLMPolicy, Schedule, TokenPolicy, UnsupportedModelError, generate
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _check_invariants():
+    """The engine's device-reading invariant checks (off by default: they stall a GPU) run here."""
+    saved = LazyEngine.check_invariants
+    LazyEngine.check_invariants = True
+    yield
+    LazyEngine.check_invariants = saved
+
+
 NO_PRUNE_POLICIES = {
     "full": lambda: TokenPolicy(),
     "lazyllm-keep-all": lambda: LazyLLMPolicy(Schedule(boundaries=(0.3, 0.6, 0.9), keep=(1.0, 1.0, 1.0))),

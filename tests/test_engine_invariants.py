@@ -17,6 +17,15 @@ MODEL = tiny_model("llama", num_layers=NUM_LAYERS)
 SLIDING = tiny_model("gemma3", num_layers=NUM_LAYERS, sliding_window=8)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _check_invariants():
+    """The engine's device-reading invariant checks (off by default: they stall a GPU) run here."""
+    saved = LazyEngine.check_invariants
+    LazyEngine.check_invariants = True
+    yield
+    LazyEngine.check_invariants = saved
+
+
 @st.composite
 def schedules(draw) -> Schedule:
     layers = sorted(draw(st.sets(st.integers(1, NUM_LAYERS - 1), min_size=1, max_size=4)))
@@ -181,16 +190,16 @@ def test_full_policy_reports_no_pruning() -> None:
 
 
 @pytest.mark.parametrize("family", ["llama", "gemma3"])
-def test_masked_decode_reads_equal_gathered_reads(family: str, monkeypatch) -> None:
+def test_masked_decode_reads_equal_gathered_reads(family: str) -> None:
     """Single-token decode steps read the pruned cache through a mask; gathering it must give the
     same logits, tokens, revivals and importance scores (gemma3: sliding-window layers too)."""
     model = tiny_model(family, num_layers=8, sliding_window=8) if family == "gemma3" else MODEL
     ids = torch.randint(3, 256, (40,), generator=torch.Generator().manual_seed(7))
     runs = {}
-    for masked in (True, False):
-        monkeypatch.setattr(LazyEngine, "masked_decode_reads", masked)
-        runs[masked] = generate(LazyEngine(model, LazyLLMPolicy()), ids, 8, keep_logits=True, trace=True)
-    a, b = runs[True], runs[False]
+    for read in ("masked", "gather"):
+        engine = LazyEngine(model, LazyLLMPolicy(), decode_read=read)
+        runs[read] = generate(engine, ids, 8, keep_logits=True, trace=True)
+    a, b = runs["masked"], runs["gather"]
     assert a.tokens == b.tokens
     assert [t.active for t in a.trace] == [t.active for t in b.trace]
     assert sum(len(t.revived) for t in a.trace) > 0

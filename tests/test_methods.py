@@ -18,6 +18,16 @@ from lazybench.methods.gemfilter import GemFilterPolicy
 from lazybench.methods.kv_selection import H2OPolicy
 from lazybench.methods.selective_context import token_pieces, unit_starts
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _check_invariants():
+    """The engine's device-reading invariant checks (off by default: they stall a GPU) run here."""
+    saved = LazyEngine.check_invariants
+    LazyEngine.check_invariants = True
+    yield
+    LazyEngine.check_invariants = saved
+
+
 RIVALS = ["random_drop", "static", "selective_context", "gemfilter", "streamingllm", "snapkv", "h2o"]
 NUM_LAYERS = 6
 LLAMA = tiny_model("llama", num_layers=NUM_LAYERS)

@@ -110,6 +110,31 @@ def plain_decode_step(model, ids: torch.Tensor, steps: int) -> float:
     return statistics.median(times)
 
 
+def revived_per_decode_step(engine: LazyEngine, ids: torch.Tensor, decode_steps: int) -> float:
+    """Tokens revived per decode step, from a traced run outside every clock (tracing reads the
+    device to list positions, so the timed runs are untraced)."""
+    if not decode_steps:
+        return 0.0
+    trace = generate(engine, ids, 1 + decode_steps, trace=True).trace
+    return sum(len(s.revived) for s in trace if s.step > 0) / decode_steps
+
+
+def bench_engines(model, decode_reads: tuple[str, ...]) -> dict[tuple[str, str], LazyEngine]:
+    """One engine per (configuration, decode read). The read setting only changes configurations
+    that prune (a decode step reads a pruned cache); the others get one engine, read "any"."""
+    configs: dict[str, TokenPolicy] = {"baseline": TokenPolicy()}
+    configs.update({name: LazyLLMPolicy(s) for name, s in SCHEDULES.items()})
+    # Same kept sets in prefill as lazyllm-default, but no re-selection or revival while decoding: its
+    # decode steps isolate the engine's own decode overhead (gathered KV, selection) from revival work.
+    configs["static-default"] = StaticPruningPolicy(SCHEDULES["lazyllm-default"])
+    engines = {}
+    for name, policy in configs.items():
+        prunes = any(k < 1.0 for k in policy.schedule.keep)
+        for read in decode_reads if prunes else ("any",):
+            engines[(name, read)] = LazyEngine(model, policy, decode_read=read if prunes else "masked")
+    return engines
+
+
 def run_benchmark(
     model,
     ids_by_length: dict[int, torch.Tensor],
@@ -117,13 +142,10 @@ def run_benchmark(
     warmups: int,
     decode_steps: int,
     log: Callable,
+    decode_reads: tuple[str, ...] = ("masked",),
 ) -> list[dict]:
-    configs: dict[str, TokenPolicy] = {"baseline": TokenPolicy()}
-    configs.update({name: LazyLLMPolicy(s) for name, s in SCHEDULES.items()})
-    # Same kept sets in prefill as lazyllm-default, but no re-selection or revival while decoding: its
-    # decode steps isolate the engine's own decode overhead (gathered KV, selection) from revival work.
-    configs["static-default"] = StaticPruningPolicy(SCHEDULES["lazyllm-default"])
-    engines = {name: LazyEngine(model, policy) for name, policy in configs.items()}
+    engines = bench_engines(model, decode_reads)
+    base_key = ("baseline", "any")
     rows = []
     for n, ids in ids_by_length.items():
         log(f"== {n} tokens: {warmups} warm-up round(s), {repeats} timed round(s)")
@@ -132,28 +154,29 @@ def run_benchmark(
             for engine in engines.values():
                 generate(engine, ids, 2)
         plain: list[float] = []
-        timings = {name: Timing([], [], [], [], 0.0, 0.0) for name in engines}
+        timings = {key: Timing([], [], [], [], 0.0, 0.0) for key in engines}
         for rep in range(repeats):
             plain.append(plain_forward_ttft(model, ids))
-            for name, engine in engines.items():
-                result = generate(engine, ids, 1 + decode_steps, trace=True)
-                t = timings[name]
+            for key, engine in engines.items():
+                result = generate(
+                    engine, ids, 1 + decode_steps
+                )  # untraced: nothing but the step in the clock
+                t = timings[key]
                 t.ttft.append(result.ttft_s)
                 t.decode_step.extend(result.decode_step_s)
                 t.total.append(result.total_s)
-                t.revived_per_step.append(
-                    sum(len(s.revived) for s in result.trace if s.step > 0) / max(1, decode_steps)
-                )
                 t.prefill_flop_fraction = result.prefill_flop_fraction
                 t.pct_prompt_computed = result.pct_prompt_computed
             log(f"   round {rep + 1}: plain {plain[-1]:.3f}s " + " ".join(
-                f"{k} {v.ttft[-1]:.3f}s" for k, v in timings.items()))  # fmt: skip
+                f"{k[0]}{'' if k[1] == 'any' else '/' + k[1]} {v.ttft[-1]:.3f}s" for k, v in timings.items()))  # fmt: skip
+        for key, engine in engines.items():
+            timings[key].revived_per_step.append(revived_per_decode_step(engine, ids, decode_steps))
         hf_decode = plain_decode_step(model, ids, decode_steps)
-        base_ttft = statistics.median(timings["baseline"].ttft)
-        base_decode = statistics.median(timings["baseline"].decode_step)
-        base_total = statistics.median(timings["baseline"].total)
+        base_ttft = statistics.median(timings[base_key].ttft)
+        base_decode = statistics.median(timings[base_key].decode_step)
+        base_total = statistics.median(timings[base_key].total)
         plain_ttft = statistics.median(plain)
-        for name, t in timings.items():
+        for (name, read), t in timings.items():
             ttft = statistics.median(t.ttft)
             speedup = base_ttft / ttft
             ideal = 1.0 / t.prefill_flop_fraction
@@ -162,7 +185,8 @@ def run_benchmark(
                 dict(
                     prompt_tokens=n,
                     config=name,
-                    schedule=configs[name].schedule.describe(),
+                    decode_read=read,
+                    schedule=engines[(name, read)].policy.schedule.describe(),
                     ttft_s=round(ttft, 4),
                     plain_hf_ttft_s=round(plain_ttft, 4),
                     speedup=round(speedup, 3),
@@ -182,7 +206,7 @@ def run_benchmark(
 
 
 def to_markdown(rows: list[dict], header: str) -> str:
-    cols = ["prompt_tokens", "config", "ttft_s", "speedup", "flop_ideal_speedup", "measured_over_ideal",
+    cols = ["prompt_tokens", "config", "decode_read", "ttft_s", "speedup", "flop_ideal_speedup", "measured_over_ideal",
             "overhead_vs_plain_hf_pct", "pct_prompt_computed", "decode_step_ms", "decode_vs_baseline",
             "revived_per_decode_step", "generation_speedup"]  # fmt: skip
     lines = [header, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -275,15 +299,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmups", type=int, default=1)
     parser.add_argument("--decode-steps", type=int, default=8)
+    parser.add_argument(
+        "--decode-read",
+        choices=["masked", "gather", "both"],
+        default="masked",
+        help="how single-token decode steps read a pruned cache (both: every pruning config twice)",
+    )
     add_output_arguments(parser, "ttft")
     args = parser.parse_args(argv)
+    decode_reads = ("masked", "gather") if args.decode_read == "both" else (args.decode_read,)
 
     model, ids_by_length, label = bench_model_and_prompts(args)
     header = (
         f"TTFT, {label}; medians of {args.repeats} interleaved rounds after {args.warmups} warm-up "
-        "round(s); speedup = baseline TTFT / config TTFT"
+        "round(s), untraced; speedup = baseline TTFT / config TTFT; decode_read: how single-token decode "
+        "steps read a pruned cache (masked prefix or gathered KV; any: nothing pruned)"
     )
-    rows = run_benchmark(model, ids_by_length, args.repeats, args.warmups, args.decode_steps, print)
+    rows = run_benchmark(
+        model, ids_by_length, args.repeats, args.warmups, args.decode_steps, print, decode_reads
+    )
     print(write_bench_table(rows, to_markdown(rows, header), args, model, "ttft"))
 
 

@@ -3,7 +3,14 @@
 from lazybench.engine.adapter import ModelParts, UnsupportedModelError
 from lazybench.engine.engine import EngineInvariantError, LazyEngine
 from lazybench.engine.generate import Generation, GenerationResult, generate
-from lazybench.engine.policy import LazyLLMPolicy, Selection, StaticPruningPolicy, TokenPolicy, top_k_mask
+from lazybench.engine.policy import (
+    LazyLLMPolicy,
+    Selection,
+    StaticPruningPolicy,
+    TokenPolicy,
+    top_k_indices,
+    top_k_mask,
+)
 from lazybench.engine.schedule import LayerPlan, Schedule, ScheduleError
 from lazybench.engine.state import StageTrace, TokenState
 
@@ -24,5 +31,6 @@ __all__ = [
     "TokenState",
     "UnsupportedModelError",
     "generate",
+    "top_k_indices",
     "top_k_mask",
 ]

@@ -42,6 +42,11 @@ class ModelParts:
     head_dim: int
     params_per_layer: int
     cache_kwarg: str  # "cache" from transformers 5.2x on, "past_key_values" before
+    # per layer (kv_heads, head_dim, dtype): what its KV buffer holds, so it can be allocated up front
+    kv_specs: tuple[tuple[int, int, torch.dtype], ...] = ()
+    # a position's rotary cos/sin never change (not dynamic/longrope RoPE, whose frequencies follow
+    # the sequence length): computed once, they can be gathered by later stages
+    static_rope: bool = False
 
     @property
     def num_layers(self) -> int:
@@ -86,11 +91,19 @@ class ModelParts:
             else:
                 windows.append(None)
         rotary = base.rotary_emb
+        rope_types = getattr(rotary, "rope_type", "default")
+        rope_types = rope_types.values() if isinstance(rope_types, dict) else [rope_types]
+        static_rope = all(isinstance(t, str) and "dynamic" not in t and t != "longrope" for t in rope_types)
         takes_type = "layer_type" in inspect.signature(rotary.forward).parameters
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         params = sum(p.numel() for p in base.layers[0].parameters())
         layer_params = inspect.signature(base.layers[0].forward).parameters
         cache_kwarg = "cache" if "cache" in layer_params else "past_key_values"
+        kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+        kv_specs = tuple(
+            (kv_heads, getattr(layer.self_attn, "head_dim", head_dim), next(layer.parameters()).dtype)
+            for layer in base.layers
+        )
         return cls(
             model=model,
             embed=model.get_input_embeddings(),
@@ -108,6 +121,8 @@ class ModelParts:
             head_dim=head_dim,
             params_per_layer=params,
             cache_kwarg=cache_kwarg,
+            kv_specs=kv_specs,
+            static_rope=static_rope,
         )
 
     def position_embeddings(self, hidden: torch.Tensor, positions: torch.Tensor) -> dict[str, tuple]:

@@ -31,6 +31,10 @@ class ScoreSink(dict):
     key_mask: torch.Tensor | None = None
 
 
+def as_fp32(t: torch.Tensor) -> torch.Tensor:
+    return t if t.dtype == torch.float32 else t.float()
+
+
 def last_query_scores(
     module: torch.nn.Module,
     query: torch.Tensor,
@@ -46,13 +50,47 @@ def last_query_scores(
     """
     _, n_heads, _, head_dim = query.shape
     n_kv = key.shape[1]
-    q_last = query[0, :, -1, :].reshape(n_kv, n_heads // n_kv, head_dim)
-    logits = torch.matmul(q_last, key[0].transpose(-1, -2)).float() * scaling
+    q_last = as_fp32(query[0, :, -1, :].reshape(n_kv, n_heads // n_kv, head_dim))
+    # fp32 products, not bf16 ones cast afterwards: bf16 rounding would flip near-tie top-k choices
+    logits = torch.matmul(q_last, as_fp32(key[0]).transpose(-1, -2)) * scaling
     if softcap is not None:
         logits = torch.tanh(logits / softcap) * softcap
     if key_mask is not None:
         logits = logits.masked_fill(~key_mask, -torch.inf)
     return torch.softmax(logits, dim=-1).mean(dim=(0, 1))
+
+
+_PACKED_MASK: list = [None, None]  # (mask, its rows repeated per query head of a group): one per stage
+
+
+def packed_sdpa(module, query, key, value, attention_mask, **kwargs):
+    """transformers' SDPA, except that several masked query rows under grouped KV heads are packed
+    per KV head (as transformers itself packs a single row) instead of repeating the keys and values
+    for every query head: a decode stage with revived rows then needs no KV copies and fewer ops."""
+    groups = getattr(module, "num_key_value_groups", 1)
+    batch, n_heads, q_len, head_dim = query.shape
+    if (
+        groups == 1
+        or q_len == 1
+        or batch != 1
+        or attention_mask is None
+        or attention_mask.dtype != torch.bool
+        or attention_mask.shape[:2] != (1, 1)
+        or any(kwargs.get(k) is not None for k in ("position_bias", "s_aux", "softcap"))
+    ):
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    if _PACKED_MASK[0] is not attention_mask:  # the layers of a stage share one mask
+        _PACKED_MASK[:] = attention_mask, attention_mask.repeat(1, 1, groups, 1)
+    n_kv = key.shape[1]
+    out = torch.nn.functional.scaled_dot_product_attention(
+        query.reshape(1, n_kv, groups * q_len, head_dim),  # head h = kv * groups + g: rows (g, q) per kv
+        key,
+        value,
+        attn_mask=_PACKED_MASK[1],
+        dropout_p=kwargs.get("dropout", 0.0),
+        scale=kwargs.get("scaling"),
+    )
+    return out.reshape(1, n_heads, q_len, value.shape[-1]).transpose(1, 2).contiguous(), None
 
 
 def _eager_for(module: torch.nn.Module) -> Callable:
@@ -62,7 +100,7 @@ def _eager_for(module: torch.nn.Module) -> Callable:
 def _make_wrapper(inner: str) -> Callable:
     def attention(module, query, key, value, attention_mask, **kwargs):
         sink = kwargs.pop(SCORES_KWARG, None)
-        fn = sdpa_attention_forward if inner == "sdpa" else _eager_for(module)
+        fn = packed_sdpa if inner == "sdpa" else _eager_for(module)
         out = fn(module, query, key, value, attention_mask, **kwargs)
         if sink is not None:
             scaling, softcap = kwargs.get("scaling") or module.scaling, kwargs.get("softcap")

@@ -10,23 +10,39 @@ per layer over a whole generation, and full prefill is the worst case.
 
 All bookkeeping (selection, pruning into the Aux Cache, revival, masks, rotary embeddings, the cache
 read plan) happens once per stage; the per-layer loop only calls the decoder layers.
+
+The host never waits for the device inside a step except where a size is truly data dependent:
+kept counts are host ints (a fraction of the context length), selections are sorted indices of
+known size, and contiguity and window decisions follow from the step's structure. A decode
+boundary reads one number, how many rows go on (the kept rows in hand plus the revived ones).
+Invariant checks that would read the device run only with `check_invariants` (the engine tests
+turn it on). See docs/host_path.md for the budget and how it is counted.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 
 import torch
 
 from lazybench.engine.adapter import ModelParts
 from lazybench.engine.attention import SCORES_KWARG, ScoreSink, scoring_attention
-from lazybench.engine.policy import LazyLLMPolicy, Selection, TokenPolicy, score_flops
-from lazybench.engine.state import StageTrace, TokenState
+from lazybench.engine.policy import (
+    LayerScores,
+    LazyLLMPolicy,
+    Selection,
+    TokenPolicy,
+    mask_indices,
+    score_flops,
+)
+from lazybench.engine.state import EngineInvariantError, StageRecord, TokenState
+from lazybench.engine.stepping import park_pruned_rows, resume_rows
 
+DECODE_READS = ("masked", "gather")
 
-class EngineInvariantError(RuntimeError):
-    """A LazyLLM invariant was violated (a bug, never a user error)."""
+__all__ = ["DECODE_READS", "EngineInvariantError", "LazyEngine", "StepCost", "StepFlow"]
 
 
 @dataclass
@@ -37,19 +53,59 @@ class StepCost:
     flops: float
 
 
+@dataclass
+class StepFlow:
+    """The tokens flowing through one step as its stages reshape them. Sizes come from tensor
+    shapes and the flags are host-side facts about the sets, so no decision needs a device read."""
+
+    step: int
+    first_new: int
+    context_len: int
+    hidden: torch.Tensor  # [1, rows, hidden], rows in position order
+    batch: torch.Tensor  # positions of the rows being computed (a subset of active)
+    active: torch.Tensor  # positions visible at this stage, sorted, the newest last
+    new_rows: bool  # batch is exactly the step's new positions (a contiguous KV write)
+    prefix: bool  # active is every position (the cache read is a slice)
+    layer_sink: LayerScores | None
+    head_rows: list[int] | None
+    sink: ScoreSink = field(default_factory=ScoreSink)
+    masked_read: torch.Tensor | None = None  # active set of a stage that reads the whole cache masked
+    embedded: torch.Tensor | None = None  # the rows whose rotary embeddings pos_emb holds
+    pos_emb: dict | None = None
+    rows_per_layer: list[int] = field(default_factory=list)
+    flops: float = 0.0
+
+    @property
+    def self_attending(self) -> bool:
+        """The rows computed are all the visible tokens (batch is a subset of active)."""
+        return self.batch.numel() == self.active.numel()
+
+
 class LazyEngine:
-    # Decode steps over a pruned cache read the whole prefix through a boolean mask instead of
-    # gathering the active KV per layer (equal results; faster on CPU SDPA).
-    masked_decode_reads: bool = True
-    # Only the lone new token: with revived rows too (q > 1), the masked read measured slower than
-    # the gather on CPU (2k prompt: 57-110 ms vs 52-93 ms per step).
+    # Only the lone new token reads masked: with revived rows too (q > 1), the masked read measured
+    # slower than the gather on CPU (2k prompt: 57-110 ms vs 52-93 ms per step).
     masked_read_max_rows: int = 1
+    # Checks that read the device (each token computed at most once, revival only from the Aux
+    # Cache, the newest token kept); tests turn them on, a GPU run should not pay for them.
+    check_invariants: bool = os.environ.get("LAZYBENCH_CHECK_INVARIANTS", "") == "1"
 
     def __init__(
-        self, model: torch.nn.Module, policy: TokenPolicy | None = None, num_layers: int | None = None
+        self,
+        model: torch.nn.Module,
+        policy: TokenPolicy | None = None,
+        num_layers: int | None = None,
+        decode_read: str = "masked",
+        check_invariants: bool | None = None,
     ) -> None:
         """`num_layers` runs only the model's first layers (the logits then come from that depth):
-        GemFilter's filter pass, which needs the early layers' attention and nothing after them."""
+        GemFilter's filter pass, which needs the early layers' attention and nothing after them.
+
+        `decode_read`: how a single-token decode step over a pruned cache reads it. "masked" reads
+        the whole prefix through a boolean mask (fastest with CPU SDPA), "gather" gathers the
+        active KV at every layer; both give the same results.
+        """
+        if decode_read not in DECODE_READS:
+            raise ValueError(f"decode_read must be one of {DECODE_READS}, got {decode_read!r}")
         self.model = model
         self.parts = ModelParts.from_model(model)
         if num_layers is not None:
@@ -61,8 +117,12 @@ class LazyEngine:
                 layers=p.layers[:num_layers],
                 layer_types=p.layer_types[:num_layers],
                 sliding_windows=p.sliding_windows[:num_layers],
+                kv_specs=p.kv_specs[:num_layers],
             )
         self.policy = policy if policy is not None else LazyLLMPolicy()
+        self.decode_read = decode_read
+        if check_invariants is not None:
+            self.check_invariants = check_invariants
         self.plan = self.policy.schedule.resolve(self.parts.num_layers)
         self._windows_by_stage = [
             sorted({w for w in self.parts.sliding_windows[s:e]}, key=lambda w: (w is not None, w or 0))
@@ -74,6 +134,7 @@ class LazyEngine:
         return scoring_attention(self.model, self.parts.attn_impl)
 
     def new_state(self, capacity: int, trace: bool = False) -> TokenState:
+        """A generation's memory, KV buffers allocated and zeroed now (before any clock starts)."""
         return TokenState(
             num_layers=self.parts.num_layers,
             capacity=capacity,
@@ -81,10 +142,153 @@ class LazyEngine:
             boundary_layers=self.plan.starts[1:],
             device=self.parts.device,
             dtype=self.parts.dtype,
+            kv_specs=self.parts.kv_specs,
+            count_computations=self.check_invariants,
             trace=[] if trace else None,
         )
 
     # ------------------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def step(self, state: TokenState, token_ids: torch.Tensor) -> tuple[torch.Tensor, StepCost]:
+        """Append `token_ids` to the context, run one step, return the next-token logits (fp32)."""
+        flow = self._start(state, token_ids)
+        for s, (start, end, keep) in enumerate(self.plan.stage_layers()):
+            before = flow.batch
+            if s > 0:
+                self._boundary(state, flow, s, start, keep)
+            score_layer = self._score_layer(flow, s, end)
+            self._run_stage(state, flow, s, start, end, score_layer)
+            self._account(state, flow, start, end, score_layer)
+            if state.trace is not None:  # device tensors only: turned into lists after the clocks
+                state.trace.append(
+                    StageRecord(flow.step, s, start, end, flow.active, flow.batch, before if s else None)
+                )
+        logits = self.parts.logits(flow.hidden[:, -1:])[0, 0]
+        self.policy.end_step(flow.step, state, self.parts, flow.layer_sink)
+        return logits, StepCost(rows_per_layer=flow.rows_per_layer, flops=flow.flops)
+
+    # --- the step's parts, in the order it runs them -------------------------------------------
+    def _start(self, state: TokenState, token_ids: torch.Tensor) -> StepFlow:
+        """Embed the new tokens; every position is visible and only the new ones are computed."""
+        parts, policy = self.parts, self.policy
+        n_new = token_ids.numel()
+        first_new = state.length
+        context_len = first_new + n_new
+        if context_len > state.capacity:
+            raise ValueError(f"context of {context_len} tokens exceeds the state's capacity {state.capacity}")
+        state.length = context_len
+        step = state.steps
+        state.steps += 1
+        batch = state.arange(context_len)[first_new:]
+        active = policy.initial_active(step, context_len, parts.device)
+        prefix = active is None
+        if prefix:
+            active = state.arange(context_len)
+        if batch.numel() == active.numel():
+            batch = active  # prefill: the rows being computed are exactly the candidates
+        # KV-selection policies: scores at chosen layers of this step, and per-head reads in decoding
+        head_rows = state.head_rows if state.head_keep is not None else None
+        if head_rows is not None:
+            if n_new != 1:
+                raise EngineInvariantError(f"per-head KV selection reads one new token per step, got {n_new}")
+            state.append_head_keep(batch)
+        return StepFlow(
+            step=step,
+            first_new=first_new,
+            context_len=context_len,
+            hidden=parts.embed(token_ids.view(1, -1).to(parts.device)),
+            batch=batch,
+            active=active,
+            new_rows=True,
+            prefix=prefix,
+            layer_sink=policy.layer_scores(step, state, parts),
+            head_rows=head_rows,
+            rows_per_layer=[0] * parts.num_layers,
+        )
+
+    def _boundary(self, state: TokenState, flow: StepFlow, s: int, start: int, keep: float) -> None:
+        """Cross one stage boundary: keep the policy's choice of candidates, park pruned rows in the
+        Aux Cache, and bring back kept tokens that lack KV here from the Aux Cache (revival)."""
+        scores = flow.sink.pop(start - 1, None)
+        if scores is not None and flow.masked_read is not None:
+            scores = scores.index_select(0, flow.masked_read)  # the softmax already excluded the rest
+        candidates = flow.active
+        if scores is not None and scores.numel() != candidates.numel():
+            raise EngineInvariantError(f"{scores.numel()} scores for {candidates.numel()} candidates")
+        sel = Selection(flow.step, s, start, keep, flow.context_len, candidates, scores, state.has_kv)
+        kept = self._kept_indices(self.policy.select(sel), candidates.numel())
+        in_hand = flow.self_attending  # every candidate is a row being computed
+        if kept is not None:
+            flow.active, flow.prefix = candidates.index_select(0, kept), False
+            state.parked.add(start)
+            if self.check_invariants and int(flow.active[-1]) != flow.context_len - 1:
+                raise EngineInvariantError(f"the newest token was pruned at layer {start}")
+        if in_hand:
+            if kept is not None:
+                park_pruned_rows(state, flow, start, kept)
+        elif kept is not None or start in state.parked:
+            resume_rows(state, flow, start, self.check_invariants)
+        # else nothing was ever pruned here: the rows in hand go on and none can be revived
+
+    @staticmethod
+    def _kept_indices(kept: torch.Tensor | None, n: int) -> torch.Tensor | None:
+        """A policy's answer as sorted indices of known size (None: all kept)."""
+        if kept is None:
+            return None
+        if kept.dtype == torch.bool:  # a mask costs one device read to size its indices
+            kept = mask_indices(kept, int(kept.sum()))
+        return None if kept.numel() == n else kept
+
+    def _score_layer(self, flow: StepFlow, s: int, end: int) -> int:
+        """The layer whose last-query attention the next boundary selects by, or -1."""
+        wants = s + 1 < self.plan.num_stages and self.policy.needs_scores(flow.step, s + 1)
+        return end - 1 if wants else -1
+
+    def _run_stage(
+        self, state: TokenState, flow: StepFlow, s: int, start: int, end: int, score_layer: int
+    ) -> None:
+        masks = self._plan_reads(state, flow, s)
+        if flow.batch is not flow.embedded:  # a stage that pruned or revived nothing keeps its rows
+            flow.pos_emb, flow.embedded = self._rotary(state, flow), flow.batch
+        position_ids = flow.batch[None]
+        for layer, mask, emb, extra in self._stage_calls(state, flow, start, end, masks, score_layer):
+            flow.hidden = layer(
+                flow.hidden, attention_mask=mask, position_ids=position_ids, position_embeddings=emb, **extra
+            )  # fmt: skip
+        if self.check_invariants and bool(state.has_kv[start:end].index_select(1, flow.batch).any()):
+            raise EngineInvariantError(f"a token was computed twice in layers {start}..{end - 1}")
+        state.mark_computed(start, end, flow.batch)
+
+    def _rotary(self, state: TokenState, flow: StepFlow) -> dict[str, tuple]:
+        """cos/sin of the rows: computed for the step's new positions, gathered for later stages'
+        rows where RoPE is static (every row's position was new in some earlier stage or step)."""
+        parts = self.parts
+        if flow.new_rows or not parts.static_rope or not state.rotary:
+            emb = parts.position_embeddings(flow.hidden, flow.batch)
+            if flow.new_rows and parts.static_rope and self.plan.num_stages > 1:
+                state.remember_rotary(emb, flow.first_new)
+            return emb
+        return state.rotary_rows(flow.batch)
+
+    def _plan_reads(self, state: TokenState, flow: StepFlow, s: int) -> dict[int | None, torch.Tensor | None]:
+        """Tell the cache where this stage writes and what it reads; return the attention masks."""
+        read = "self" if flow.self_attending else ("prefix" if flow.prefix else "index")
+        member = flow.masked_read = flow.sink.key_mask = None
+        if (
+            self.decode_read == "masked"
+            and read == "index"
+            and flow.batch.numel() <= self.masked_read_max_rows
+            and self.parts.attn_impl == "sdpa"
+            and flow.head_rows is None
+        ):  # read the whole prefix through a mask instead of gathering the active KV at every layer
+            read, flow.masked_read = "prefix", flow.active
+            member = torch.zeros(flow.context_len, dtype=torch.bool, device=flow.active.device)
+            flow.sink.key_mask = member.index_fill_(0, flow.active, True)
+        state.plan_stage(flow.batch, flow.first_new if flow.new_rows else None, read, flow.active)
+        state.masked_keys = None if member is None else flow.active.numel()
+        keys = state.arange(flow.context_len) if member is not None else flow.active
+        return self._masks(s, flow.batch, keys, flow.self_attending, member, max_span=flow.context_len - 1)
+
     def _masks(
         self,
         stage: int,
@@ -92,27 +296,34 @@ class LazyEngine:
         k_pos: torch.Tensor,
         self_attending: bool,
         member: torch.Tensor | None = None,
+        max_span: int | None = None,
     ) -> dict[int | None, torch.Tensor | None]:
         """Attention masks by sliding window, built from positions (never from row order).
 
         None where SDPA's own causal flag (or no mask, for a single newest query) is exact: an
         explicit mask halves CPU prefill attention (see shared/notes/transformers5_notes.md).
         `member` (bool over k_pos) marks the active keys when the cache is read whole and masked.
+        `max_span` bounds (newest query - oldest key), so whether a window can bind is decided on
+        the host; a window mask where it cannot bind is merely redundant. A single query is the
+        newest token (always kept), so every key is causally visible to it.
         """
         eager = self.parts.attn_impl == "eager"
         masks: dict[int | None, torch.Tensor | None] = {}
         single_newest = q_pos.numel() == 1
         for window in self._windows_by_stage[stage]:
-            span = int(q_pos[-1] - k_pos[0])
+            span = max_span if max_span is not None or window is None else int(q_pos[-1] - k_pos[0])
             needs_window = window is not None and span >= window
             if not eager and not needs_window and member is None and (self_attending or single_newest):
                 masks[window] = None
                 continue
-            allowed = k_pos[None, :] <= q_pos[:, None]
-            if member is not None:
-                allowed &= member[None, :]
+            if single_newest:
+                allowed = (member if member is not None else torch.ones_like(k_pos, dtype=torch.bool))[None]
+            else:
+                allowed = k_pos[None, :] <= q_pos[:, None]
+                if member is not None:
+                    allowed &= member[None, :]
             if needs_window:
-                allowed &= k_pos[None, :] > q_pos[:, None] - window
+                allowed = allowed & (k_pos[None, :] > q_pos[:, None] - window)
             allowed = allowed[None, None]
             if eager:
                 allowed = torch.zeros(
@@ -121,6 +332,25 @@ class LazyEngine:
             masks[window] = allowed
         return masks
 
+    def _stage_calls(
+        self, state: TokenState, flow: StepFlow, start: int, end: int, masks: dict, score_layer: int
+    ) -> list:
+        """(layer, mask, rotary, kwargs) for each layer of a stage, so the layer loop only calls."""
+        parts, layer_sink, head_rows = self.parts, flow.layer_sink, flow.head_rows
+        calls = []
+        for layer in range(start, end):
+            kwargs = {parts.cache_kwarg: state}
+            if layer == score_layer:
+                kwargs[SCORES_KWARG] = flow.sink
+            elif layer_sink is not None and layer in layer_sink.layers:
+                kwargs[SCORES_KWARG] = layer_sink
+            # a lone newest token reading its heads' own kept positions needs no mask
+            per_head = head_rows is not None and head_rows[layer] >= 0
+            mask = None if per_head else masks[parts.sliding_windows[layer]]
+            calls.append((parts.layers[layer], mask, flow.pos_emb[parts.layer_types[layer]], kwargs))
+        return calls
+
+    # --- accounting -----------------------------------------------------------------------------
     def _layer_cost(self, n_rows: int, n_pairs: float) -> float:
         p = self.parts
         return 2.0 * n_rows * p.params_per_layer + 4.0 * n_pairs * p.num_heads * p.head_dim
@@ -128,167 +358,24 @@ class LazyEngine:
     def full_prefill_flops(self, n_tokens: int) -> float:
         return self.parts.num_layers * self._layer_cost(n_tokens, n_tokens * (n_tokens + 1) / 2)
 
-    def _boundary(self, state: TokenState, sel: Selection, batch, hidden, prefix: bool):
-        """Cross one stage boundary: keep the policy's choice of candidates, park pruned rows in the
-        Aux Cache, and bring back kept tokens that lack KV here from the Aux Cache (revival).
-
-        Returns (active, batch, hidden, prefix, revived, pruned); batch/hidden stay in position order.
-        """
-        start, active = sel.layer, sel.candidates
-        revived = pruned = batch[:0]
-        if sel.scores is not None and sel.scores.numel() != active.numel():
-            raise EngineInvariantError(f"{sel.scores.numel()} scores for {active.numel()} candidates")
-        keep_mask = self.policy.select(sel)
-        if keep_mask is not None:
-            rows = keep_mask if batch is active else torch.isin(batch, active[keep_mask])
-            active = active[keep_mask]
-            prefix = False
-            if not bool(rows.all()):
-                pruned = batch[~rows]
-                state.aux[start].index_copy_(0, pruned, hidden[0, ~rows])
-                state.has_aux[start][pruned] = True
-                hidden = hidden[:, rows]
-            batch = active if rows is keep_mask else batch[rows]
-        missing = active[~state.has_kv[start, active]]
-        if missing.numel() > batch.numel():
-            revived = missing[~torch.isin(missing, batch)]
-            if not bool(state.has_aux[start][revived].all()):
-                raise EngineInvariantError(f"token without KV or Aux Cache entry at layer {start}")
-            aux = state.aux[start]
-            aux.index_copy_(0, batch, hidden[0])  # merge in position order via the buffer
-            hidden = aux.index_select(0, missing)[None]
-            state.has_aux[start][revived] = False
-            batch = missing
-        return active, batch, hidden, prefix, revived, pruned
-
-    def _stage_calls(
-        self, state, start, end, masks, pos_emb, score_layer, sink, layer_sink, head_rows
-    ) -> list:
-        """(layer, mask, rotary, kwargs) for each layer of a stage, so the layer loop only calls."""
-        parts = self.parts
-        calls = []
-        for layer in range(start, end):
-            kwargs = {parts.cache_kwarg: state}
-            if layer == score_layer:
-                kwargs[SCORES_KWARG] = sink
-            elif layer_sink is not None and layer in layer_sink.layers:
-                kwargs[SCORES_KWARG] = layer_sink
-            # a lone newest token reading its heads' own kept positions needs no mask
-            per_head = head_rows is not None and head_rows[layer] >= 0
-            mask = None if per_head else masks[parts.sliding_windows[layer]]
-            calls.append((parts.layers[layer], mask, pos_emb[parts.layer_types[layer]], kwargs))
-        return calls
-
-    # ------------------------------------------------------------------------------------------
-    @torch.inference_mode()
-    def step(self, state: TokenState, token_ids: torch.Tensor) -> tuple[torch.Tensor, StepCost]:
-        """Append `token_ids` to the context, run one step, return the next-token logits (fp32)."""
-        parts, plan, policy = self.parts, self.plan, self.policy
-        device = parts.device
-        n_new = token_ids.numel()
-        first_new = state.length
-        context_len = first_new + n_new
-        if context_len > state.capacity:
-            raise ValueError(f"context of {context_len} tokens exceeds the state's capacity {state.capacity}")
-        state.length = context_len
-        step_idx = state.steps
-        state.steps += 1
-
-        hidden = parts.embed(token_ids.view(1, -1).to(device))
-        batch = state.arange(context_len)[first_new:]
-        active = policy.initial_active(step_idx, context_len, device)
-        prefix = active is None
-        if prefix:
-            active = state.arange(context_len)
-        if batch.numel() == active.numel():
-            batch = active  # prefill: the rows being computed are exactly the candidates
-        sink = ScoreSink()
-        masked_read = None  # the active set of the stage whose cache was read whole and masked
-        # KV-selection policies: scores at chosen layers of this step, and per-head reads in decoding
-        layer_sink = policy.layer_scores(step_idx, state, parts)
-        head_rows = state.head_rows if state.head_keep is not None else None
-        if head_rows is not None:
-            if n_new != 1:
-                raise EngineInvariantError(f"per-head KV selection reads one new token per step, got {n_new}")
-            state.append_head_keep(batch)
-        rows_per_layer = [0] * parts.num_layers
-        flops = 0.0
-        empty = batch[:0]
-        embedded_rows = None  # the rows whose rotary embeddings pos_emb holds
-
-        for s, (start, end, keep) in enumerate(plan.stage_layers()):
-            revived = pruned = empty
-            if s > 0:
-                scores = sink.pop(start - 1, None)
-                if scores is not None and masked_read is not None:
-                    scores = scores[masked_read]  # the softmax already excluded the inactive keys
-                boundary = self._boundary(
-                    state, Selection(step_idx, s, start, keep, context_len, active, scores, state.has_kv),
-                    batch, hidden, prefix,
-                )  # fmt: skip
-                active, batch, hidden, prefix, revived, pruned = boundary
-
-            self_attending = batch.numel() == active.numel()
-            read = "self" if self_attending else ("prefix" if prefix else "index")
-            # A decode step over a pruned cache: reading the whole prefix through a boolean mask is
-            # cheaper than gathering the active KV at every layer (measured on CPU, SDPA).
-            member = masked_read = sink.key_mask = None
-            if (
-                self.masked_decode_reads
-                and read == "index"
-                and batch.numel() <= self.masked_read_max_rows
-                and parts.attn_impl == "sdpa"
-                and head_rows is None
-            ):
-                read, masked_read = "prefix", active
-                member = torch.zeros(context_len, dtype=torch.bool, device=device)
-                member[active] = True
-                sink.key_mask = member
-            contiguous = int(batch[-1] - batch[0]) + 1 == batch.numel()
-            state.plan_stage(batch, contiguous, read, active)
-            state.masked_keys = None if member is None else active.numel()
-            keys = state.arange(context_len) if member is not None else active
-            masks = self._masks(s, batch, keys, self_attending, member)
-            if batch is not embedded_rows:  # a stage that pruned or revived nothing keeps its rows
-                pos_emb, position_ids, embedded_rows = (
-                    parts.position_embeddings(hidden, batch),
-                    batch[None],
-                    batch,
-                )
-            wants_scores = s + 1 < plan.num_stages and policy.needs_scores(step_idx, s + 1)
-            score_layer = end - 1 if wants_scores else -1
-            calls = self._stage_calls(
-                state, start, end, masks, pos_emb, score_layer, sink, layer_sink, head_rows
-            )
-            for layer, mask, emb, extra in calls:
-                hidden = layer(
-                    hidden, attention_mask=mask, position_ids=position_ids, position_embeddings=emb, **extra
-                )  # fmt: skip
-            state.has_kv[start:end, batch] = True
-            state.compute_count[start:end, batch] += 1
-
-            n_rows = batch.numel()
-            pairs = n_rows * (n_rows + 1) / 2 if self_attending else n_rows * active.numel()
-            n_head = 0 if head_rows is None else sum(head_rows[layer] >= 0 for layer in range(start, end))
-            flops += (end - start - n_head) * self._layer_cost(n_rows, pairs)
-            flops += n_head * self._layer_cost(n_rows, n_rows * state.head_len)
-            # the importance scores computed beside attention are work too
-            n_keys = context_len if member is not None else (n_rows if self_attending else active.numel())
-            if score_layer >= 0:
-                flops += score_flops(1, n_keys, parts)
-            if layer_sink is not None:
-                for layer in range(start, end):
-                    if layer in layer_sink.layers:
-                        per_head = head_rows is not None and head_rows[layer] >= 0
-                        flops += layer_sink.flops(n_rows, state.head_len if per_head else n_keys, parts)
+    def _account(self, state: TokenState, flow: StepFlow, start: int, end: int, score_layer: int) -> None:
+        """FLOPs and rows of one stage, from host-side sizes only."""
+        n_rows, n_active, head_rows = flow.batch.numel(), flow.active.numel(), flow.head_rows
+        self_attending = n_rows == n_active
+        pairs = n_rows * (n_rows + 1) / 2 if self_attending else n_rows * n_active
+        n_head = 0 if head_rows is None else sum(head_rows[layer] >= 0 for layer in range(start, end))
+        flops = (end - start - n_head) * self._layer_cost(n_rows, pairs)
+        flops += n_head * self._layer_cost(n_rows, n_rows * state.head_len)
+        # the importance scores computed beside attention are work too
+        n_keys = (
+            flow.context_len if flow.masked_read is not None else (n_rows if self_attending else n_active)
+        )
+        if score_layer >= 0:
+            flops += score_flops(1, n_keys, self.parts)
+        if flow.layer_sink is not None:
             for layer in range(start, end):
-                rows_per_layer[layer] = n_rows
-            if state.trace is not None:
-                state.trace.append(
-                    StageTrace(step_idx, s, start, end, active.tolist(), batch.tolist(),
-                               revived.tolist(), pruned.tolist())
-                )  # fmt: skip
-
-        logits = parts.logits(hidden[:, -1:])[0, 0]
-        policy.end_step(step_idx, state, parts, layer_sink)
-        return logits, StepCost(rows_per_layer=rows_per_layer, flops=flops)
+                if layer in flow.layer_sink.layers:
+                    per_head = head_rows is not None and head_rows[layer] >= 0
+                    flops += flow.layer_sink.flops(n_rows, state.head_len if per_head else n_keys, self.parts)
+        flow.flops += flops
+        flow.rows_per_layer[start:end] = [n_rows] * (end - start)

@@ -134,7 +134,10 @@ class Generation:
         self.ids = torch.as_tensor(prompt_ids, dtype=torch.long).reshape(-1)
         self.eos_set = set(eos_token_ids)
         self.eos = torch.tensor(sorted(self.eos_set), dtype=torch.long, device=self.device)
+        # Everything a step needs that does not depend on the model's output is made here, before
+        # any clock: the prompt on the device, the KV buffers allocated and zeroed (every method alike).
         self.state = engine.new_state(capacity=self.ids.numel() + max_new_tokens, trace=trace)
+        self.next_input = self.ids.to(self.device)
         self.tokens: list[int] = []
         self.step_logits: list[torch.Tensor] = []
         self.decode_times: list[float] = []
@@ -147,10 +150,14 @@ class Generation:
         return self.stop_reason is not None
 
     def _pick(self, logits: torch.Tensor) -> tuple[int, torch.Tensor]:
-        """The greedy token, and the logits it was picked from (EOS masked while suppressed)."""
+        """The greedy token, and the logits it was picked from (EOS masked while suppressed). The
+        token stays on the device as the next step's input; reading it (for the stop rules and the
+        output) is the loop's one device read per step."""
         if len(self.tokens) < self.min_new_tokens and self.eos.numel():
             logits = logits.index_fill(0, self.eos, -torch.inf)
-        return int(torch.argmax(logits)), logits
+        token = torch.argmax(logits)
+        self.next_input = token.view(1)
+        return int(token), logits
 
     def advance(self) -> None:
         """Prefill (the first call) or one decode step, then the stop checks; all of it counts in
@@ -161,10 +168,7 @@ class Generation:
             sync_device(self.device)
             t0 = time.perf_counter()
             prefill = not self.tokens
-            inputs = (
-                self.ids.to(self.device) if prefill else torch.tensor([self.tokens[-1]], device=self.device)
-            )
-            logits, cost = self.engine.step(self.state, inputs)
+            logits, cost = self.engine.step(self.state, self.next_input)
             token, logits = self._pick(logits)
             self.tokens.append(token)
             sync_device(self.device)
@@ -203,7 +207,7 @@ class Generation:
             total_flops=self.total_flops,
             first_logits=self.step_logits[0] if self.keep_logits else None,
             step_logits=self.step_logits if self.keep_logits else None,
-            trace=state.trace,
+            trace=state.stage_traces(),
         )
 
 

@@ -3,6 +3,11 @@
 The engine owns the mechanics (caches, revival, masks); a policy only answers "which of these
 tokens are kept", so LazyLLM, static pruning and the KV-selection rivals differ in a few lines.
 
+A policy answers with the sorted indices of the kept candidates (or None: keep all). Their count
+is then known on the host from the tensor's shape, so the engine never has to read the device to
+size what follows (on a GPU every such read stalls the stream; see docs/host_path.md). A bool
+mask is accepted too, at the price of one such read to count it.
+
 KV-selection policies (SnapKV, H2O, StreamingLLM) use two more hooks, both called once per step:
 `layer_scores` asks the attention wrapper for a score of their own at chosen layers (a
 `LayerScores` sink), and `end_step` turns those scores into the per-layer, per-head positions that
@@ -18,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from lazybench.engine.attention import last_query_scores
+from lazybench.engine.attention import as_fp32, last_query_scores
 from lazybench.engine.schedule import Schedule
 
 if TYPE_CHECKING:
@@ -66,7 +71,8 @@ class TokenPolicy:
         return None
 
     def select(self, sel: Selection) -> torch.Tensor | None:
-        """A bool mask over `sel.candidates`, or None to keep them all."""
+        """Sorted int64 indices into `sel.candidates` of the kept ones (the last, the newest token,
+        among them), a bool mask over the candidates (costs a device read), or None to keep all."""
         return None
 
     def layer_scores(self, step: int, state: TokenState, parts: ModelParts) -> LayerScores | None:
@@ -105,12 +111,15 @@ class LayerScores(dict):
 def grouped_logits(
     query: torch.Tensor, key: torch.Tensor, scaling: float, softcap: float | None
 ) -> torch.Tensor:
-    """Attention logits per KV head: [kv_heads, group, n_q, n_k] (fp32), query heads grouped with their
-    KV head as grouped-query attention pairs them (query head h reads KV head h // group)."""
+    """Attention logits per KV head: [kv_heads, group, n_q, n_k], query heads grouped with their
+    KV head as grouped-query attention pairs them (query head h reads KV head h // group).
+
+    Computed in fp32 from the start (not in the model's bf16 and cast after), so near-tie rankings
+    match an fp32 reference on every device. Pass a float key to avoid converting it per call."""
     _, n_heads, n_q, head_dim = query.shape
     n_kv = key.shape[1]
-    q = query[0].reshape(n_kv, n_heads // n_kv, n_q, head_dim)
-    logits = torch.matmul(q, key[0][:, None].transpose(-1, -2)).float() * scaling
+    q = as_fp32(query[0].reshape(n_kv, n_heads // n_kv, n_q, head_dim))
+    logits = torch.matmul(q, as_fp32(key[0][:, None]).transpose(-1, -2)) * scaling  # fp32 products
     if softcap is not None:
         logits = torch.tanh(logits / softcap) * softcap
     return logits
@@ -122,15 +131,35 @@ def full_attention_layers(parts: ModelParts) -> list[int]:
     return [layer for layer, window in enumerate(parts.sliding_windows) if window is None]
 
 
-def top_k_mask(scores: torch.Tensor, n_keep: int) -> torch.Tensor | None:
-    """Keep the n_keep highest-scoring candidates, always including the last (the query token)."""
+def top_k_indices(scores: torch.Tensor, n_keep: int) -> torch.Tensor | None:
+    """Sorted indices of the n_keep highest-scoring candidates, always including the last (the
+    query token); None when that keeps them all. Its size is n_keep: no device read needed."""
     if n_keep >= scores.numel():
         return None
     forced = scores.clone()
-    forced[-1] = torch.inf
-    mask = torch.zeros(scores.numel(), dtype=torch.bool, device=scores.device)
-    mask[torch.topk(forced, n_keep, sorted=False).indices] = True
-    return mask
+    forced[-1:].fill_(torch.inf)  # a slice and a scalar fill: no host tensor to upload
+    return torch.topk(forced, n_keep, sorted=False).indices.sort().values
+
+
+def top_k_mask(scores: torch.Tensor, n_keep: int) -> torch.Tensor | None:
+    """`top_k_indices` as a bool mask over the candidates."""
+    kept = top_k_indices(scores, n_keep)
+    if kept is None:
+        return None
+    return torch.zeros(scores.numel(), dtype=torch.bool, device=scores.device).index_fill_(0, kept, True)
+
+
+def mask_indices(mask: torch.Tensor, count: int) -> torch.Tensor:
+    """Indices of the `count` True entries of a 1-D bool mask, in order. Unlike nonzero, whose
+    output size the host must read from the device first, nonzero_static is told the size (its
+    CUDA kernel reads the count on the device: no synchronisation, PyTorch >= 2.6)."""
+    return torch.nonzero_static(mask, size=count).view(-1)
+
+
+def complement_indices(kept: torch.Tensor, n: int) -> torch.Tensor:
+    """Sorted indices in 0..n-1 that are not in `kept` (unique), of known size n - len(kept)."""
+    others = torch.ones(n, dtype=torch.bool, device=kept.device).index_fill_(0, kept, False)
+    return mask_indices(others, n - kept.numel())
 
 
 class LazyLLMPolicy(TokenPolicy):
@@ -145,20 +174,35 @@ class LazyLLMPolicy(TokenPolicy):
         return True
 
     def select(self, sel: Selection) -> torch.Tensor | None:
-        return top_k_mask(sel.scores, sel.n_keep)
+        return top_k_indices(sel.scores, sel.n_keep)
 
 
 class StaticPruningPolicy(TokenPolicy):
-    """Prune once in prefill; later steps keep exactly what prefill computed (no revival, no re-selection)."""
+    """Prune once in prefill; later steps keep exactly what prefill computed (no revival, no re-selection).
+
+    A later step keeps the candidates with KV at the boundary layer plus the new token: the
+    prefill's kept count at that stage plus every token generated since, a count known on the host.
+    """
 
     name = "static"
+
+    def __init__(self, schedule: Schedule | None = None) -> None:
+        super().__init__(schedule)
+        self._prompt_len = 0
+        self._kept: dict[int, int] = {}  # stage -> prompt tokens kept there in prefill
 
     def needs_scores(self, step: int, stage: int) -> bool:
         return step == 0
 
     def select(self, sel: Selection) -> torch.Tensor | None:
         if sel.step == 0:
-            return top_k_mask(sel.scores, sel.n_keep)
-        mask = sel.has_kv[sel.layer, sel.candidates].clone()
-        mask[-1] = True
-        return None if bool(mask.all()) else mask
+            kept = top_k_indices(sel.scores, sel.n_keep)
+            self._prompt_len = sel.context_len
+            self._kept[sel.stage] = sel.candidates.numel() if kept is None else kept.numel()
+            return kept
+        count = self._kept[sel.stage] + sel.context_len - self._prompt_len
+        if count >= sel.candidates.numel():
+            return None
+        mask = sel.has_kv[sel.layer].index_select(0, sel.candidates)
+        mask[-1:].fill_(True)
+        return mask_indices(mask, count)

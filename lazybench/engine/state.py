@@ -4,8 +4,8 @@ Everything is indexed by token position. Layer l's KV buffer holds, at slot p, t
 token at position p if that token was ever computed at layer l (`has_kv[l, p]`). Indexing by
 position (instead of appending) means pruning leaves gaps but never re-indexes, a revived token's
 KV lands where it belongs, and gathering "the tokens active at this layer" is one index_select.
-Buffers are allocated once for prompt + max_new_tokens, so decoding never re-allocates the cache
-(transformers' DynamicCache concatenates at every step).
+Buffers are allocated (and the KV zeroed) once for prompt + max_new_tokens when the state is made,
+before any clock starts, so no step allocates (transformers' DynamicCache concatenates at every step).
 
 The Aux Cache at boundary b holds the hidden state entering layer b of tokens that were computed up
 to layer b-1 but pruned at b, so a later step can resume them at layer b instead of recomputing
@@ -28,6 +28,10 @@ from dataclasses import dataclass, field
 import torch
 
 
+class EngineInvariantError(RuntimeError):
+    """A LazyLLM invariant was violated (a bug, never a user error)."""
+
+
 @dataclass
 class StageTrace:
     """What one stage of one step did; kept only when tracing (tests, the token-inspection notebook)."""
@@ -43,6 +47,35 @@ class StageTrace:
 
 
 @dataclass
+class StageRecord:
+    """A stage as the step saw it, kept as device tensors: turning them into lists needs device
+    reads, which happen in `TokenState.stage_traces()`, after the clocks, not inside a step.
+
+    The tensors are the step's own (never written to afterwards), so no copies are made.
+    `before` is the rows in hand when the stage began (None in stage 0): pruned = before - active,
+    revived = computed - before.
+    """
+
+    step: int
+    stage: int
+    first_layer: int
+    end_layer: int
+    active: torch.Tensor
+    computed: torch.Tensor
+    before: torch.Tensor | None
+
+    def to_trace(self) -> StageTrace:
+        active, computed = self.active.tolist(), self.computed.tolist()
+        before = [] if self.before is None else self.before.tolist()
+        kept, had = set(active), set(before)
+        return StageTrace(
+            self.step, self.stage, self.first_layer, self.end_layer, active, computed,
+            revived=[] if self.before is None else [p for p in computed if p not in had],
+            pruned_to_aux=[p for p in before if p not in kept],
+        )  # fmt: skip
+
+
+@dataclass
 class TokenState:
     num_layers: int
     capacity: int
@@ -50,15 +83,23 @@ class TokenState:
     boundary_layers: tuple[int, ...]
     device: torch.device
     dtype: torch.dtype
+    # per layer (kv_heads, head_dim, dtype): KV buffers allocated and zeroed here, before any clock
+    # starts; without them update() allocates a layer's buffers on its first call
+    kv_specs: Sequence[tuple[int, int, torch.dtype]] = ()
+    # keep per-layer computation counts (the invariant checks); otherwise has_kv is the count
+    count_computations: bool = False
     keys: list[torch.Tensor | None] = field(init=False)
     values: list[torch.Tensor | None] = field(init=False)
     has_kv: torch.Tensor = field(init=False)
-    compute_count: torch.Tensor = field(init=False)
+    compute_count: torch.Tensor | None = field(init=False)
     aux: dict[int, torch.Tensor] = field(init=False)
     has_aux: dict[int, torch.Tensor] = field(init=False)
+    # boundaries where some token may sit in the Aux Cache (host-side: lets a step skip the revival
+    # count where nothing could be revived)
+    parked: set[int] = field(init=False)
     length: int = 0
     steps: int = 0
-    trace: list[StageTrace] | None = None
+    trace: list[StageRecord] | None = None
     # the current stage's plan, read by update()
     _write_slice: slice | None = None
     _write_index: torch.Tensor | None = None
@@ -73,20 +114,44 @@ class TokenState:
     _read_heads: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
-        self._positions = torch.arange(self.capacity, device=self.device)
+        dev = self.device
+        self._positions = torch.arange(self.capacity, device=dev)
         self.keys = [None] * self.num_layers
         self.values = [None] * self.num_layers
-        self.has_kv = torch.zeros(self.num_layers, self.capacity, dtype=torch.bool, device=self.device)
-        self.compute_count = torch.zeros(
-            self.num_layers, self.capacity, dtype=torch.int32, device=self.device
+        for layer, (heads, head_dim, dtype) in enumerate(self.kv_specs):
+            self.keys[layer] = self._kv_buffer(heads, head_dim, dtype)
+            self.values[layer] = self._kv_buffer(heads, head_dim, dtype)
+        self.has_kv = torch.zeros(self.num_layers, self.capacity, dtype=torch.bool, device=dev)
+        self.compute_count = (
+            torch.zeros(self.num_layers, self.capacity, dtype=torch.int32, device=dev)
+            if self.count_computations
+            else None
         )
         self.aux = {
-            b: torch.empty(self.capacity, self.hidden_size, dtype=self.dtype, device=self.device)
+            b: torch.empty(self.capacity, self.hidden_size, dtype=self.dtype, device=dev)
             for b in self.boundary_layers
         }
         self.has_aux = {
-            b: torch.zeros(self.capacity, dtype=torch.bool, device=self.device) for b in self.boundary_layers
+            b: torch.zeros(self.capacity, dtype=torch.bool, device=dev) for b in self.boundary_layers
         }
+        self.parked = set()
+        # [heads, capacity, dim] views of the KV buffers: CPU index_select is several times slower
+        # along dim 2 of the 4-D buffer; on a GPU the 4-D gather is one op fewer
+        self._kv3 = (
+            [(k[0], v[0]) for k, v in zip(self.keys, self.values) if k is not None]
+            if dev.type == "cpu" and len(self.kv_specs) == self.num_layers
+            else None
+        )
+        self.rotary: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # layer type -> cos, sin tables
+
+    def _kv_buffer(self, heads: int, head_dim: int, dtype: torch.dtype) -> torch.Tensor:
+        # Zeroed, not empty: a masked decode read multiplies never-written slots by a zero attention
+        # weight, and 0 * (garbage NaN/inf) would poison the hidden state.
+        return torch.zeros(1, heads, self.capacity, head_dim, dtype=dtype, device=self.device)
+
+    def kv_bytes(self) -> int:
+        """Bytes held by the KV buffers."""
+        return sum(t.numel() * t.element_size() for t in (*self.keys, *self.values) if t is not None)
 
     def arange(self, n: int) -> torch.Tensor:
         """Positions 0..n-1 (a view: no allocation per step)."""
@@ -94,16 +159,16 @@ class TokenState:
 
     # --- the plan for one stage -------------------------------------------------------------
     def plan_stage(
-        self, write: torch.Tensor, write_contiguous: bool, read: str, active: torch.Tensor
+        self, write: torch.Tensor, write_start: int | None, read: str, active: torch.Tensor
     ) -> None:
         """Where update() stores the new KV, and which cached rows it hands to attention.
 
+        write_start: the first position when `write` is a contiguous run (written as a slice), else None.
         read: "self" (attend only to the rows being computed, as in prefill), "prefix" (all of
         positions [0, length)) or "index" (the active positions, gathered).
         """
-        if write_contiguous:
-            start = int(write[0])
-            self._write_slice, self._write_index = slice(start, start + write.numel()), None
+        if write_start is not None and write.numel() > 1:  # a single row: index_copy_ is one op, not two
+            self._write_slice, self._write_index = slice(write_start, write_start + write.numel()), None
         else:
             self._write_slice, self._write_index = None, write
         self._read_self = read == "self"
@@ -113,6 +178,43 @@ class TokenState:
         if self.head_keep is not None and read != "self":
             head_dim = self.keys[self.head_rows.index(0)].shape[-1]
             self._read_heads = self.head_keep[:, :, : self.head_len, None].expand(-1, -1, -1, head_dim)
+
+    def mark_computed(self, start: int, end: int, rows: torch.Tensor) -> None:
+        """Layers start..end-1 now hold KV for `rows` (and, when counting, computed them once more)."""
+        self.has_kv[start:end].index_fill_(1, rows, True)
+        if self.compute_count is not None:
+            self.compute_count[start:end, rows] += 1
+
+    # --- rotary embeddings of every position embedded so far (static RoPE only) ----------------
+    def remember_rotary(self, emb: dict[str, tuple[torch.Tensor, torch.Tensor]], start: int) -> None:
+        """Keep the cos/sin of positions start.. so later stages gather them instead of recomputing."""
+        made: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        for kind, (cos, sin) in emb.items():
+            table = self.rotary.get(kind)
+            if table is None:
+                table = made.get(id(cos))  # layer types sharing one embedding share one table
+                if table is None:
+                    shape = (1, self.capacity, cos.shape[-1])
+                    table = made[id(cos)] = (cos.new_empty(shape), sin.new_empty(shape))
+                    end = start + cos.shape[1]
+                    table[0][:, start:end], table[1][:, start:end] = cos, sin
+                self.rotary[kind] = table
+            elif id(table) not in made:
+                made[id(table)] = table
+                end = start + cos.shape[1]
+                table[0][:, start:end], table[1][:, start:end] = cos, sin
+
+    def rotary_rows(self, positions: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """The remembered cos/sin of `positions`, per layer type."""
+        out: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        for table in self.rotary.values():
+            if id(table) not in out:
+                out[id(table)] = (table[0].index_select(1, positions), table[1].index_select(1, positions))
+        return {kind: out[id(table)] for kind, table in self.rotary.items()}
+
+    def stage_traces(self) -> list[StageTrace] | None:
+        """The trace as lists of positions (reads the device: call it after timing)."""
+        return None if self.trace is None else [record.to_trace() for record in self.trace]
 
     # --- per-head KV selection (set by KV-selection policies, once per step) -------------------
     def set_head_keep(self, layers: Sequence[int], positions: torch.Tensor) -> None:
@@ -145,11 +247,13 @@ class TokenState:
     def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs):
         kbuf = self.keys[layer_idx]
         if kbuf is None:
-            shape = (1, key.shape[1], self.capacity, key.shape[3])
-            # Zeroed, not empty: a masked decode read multiplies never-written slots by a zero
-            # attention weight, and 0 * (garbage NaN/inf) would poison the hidden state.
-            kbuf = self.keys[layer_idx] = key.new_zeros(shape)
-            self.values[layer_idx] = value.new_zeros((1, value.shape[1], self.capacity, value.shape[3]))
+            kbuf = self.keys[layer_idx] = self._kv_buffer(key.shape[1], key.shape[3], key.dtype)
+            self.values[layer_idx] = self._kv_buffer(value.shape[1], value.shape[3], value.dtype)
+        elif kbuf.shape[1] != key.shape[1] or kbuf.shape[3] != key.shape[3] or kbuf.dtype != key.dtype:
+            raise EngineInvariantError(
+                f"layer {layer_idx} produced keys {tuple(key.shape)} {key.dtype}, but its KV buffer was "
+                f"allocated as {tuple(kbuf.shape)} {kbuf.dtype} from the model config"
+            )
         vbuf = self.values[layer_idx]
         if self._write_slice is not None:
             kbuf[:, :, self._write_slice] = key
@@ -166,7 +270,11 @@ class TokenState:
             return key, value
         if self._read_slice is not None:
             return kbuf[:, :, self._read_slice], vbuf[:, :, self._read_slice]
-        return kbuf.index_select(2, self._read_index), vbuf.index_select(2, self._read_index)
+        index = self._read_index
+        if self._kv3 is not None:
+            k3, v3 = self._kv3[layer_idx]
+            return k3.index_select(1, index)[None], v3.index_select(1, index)[None]
+        return kbuf.index_select(2, index), vbuf.index_select(2, index)
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
         return self.length
@@ -180,4 +288,8 @@ class TokenState:
         return counts
 
     def prompt_computations_per_layer(self, prompt_len: int) -> list[int]:
-        return self.compute_count[:, :prompt_len].sum(dim=1).tolist()
+        """Prompt-token computations per layer. Without counts, has_kv is the count: a token has KV at
+        a layer iff it was computed there, at most once (the invariants the engine's tests check
+        with counting on)."""
+        counts = self.compute_count if self.compute_count is not None else self.has_kv
+        return counts[:, :prompt_len].sum(dim=1).tolist()

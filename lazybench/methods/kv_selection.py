@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from lazybench.engine import TokenPolicy
+from lazybench.engine.attention import as_fp32
 from lazybench.engine.policy import LayerScores, full_attention_layers, grouped_logits, score_flops
 from lazybench.methods.base import Method, register_method
 from lazybench.methods.token_drop import check_fraction, kept_count
@@ -205,6 +206,7 @@ class AttentionMassScores(LayerScores):
     def score(self, module, query, key, scaling, softcap):
         n_heads, n_q = query.shape[1], query.shape[2]
         n_k = key.shape[2]
+        key = as_fp32(key)  # once, not per block of queries
         total = torch.zeros(key.shape[1], n_k, dtype=torch.float32, device=key.device)
         k_pos = torch.arange(n_k, device=key.device)
         elements = self.block_elements.get(key.device.type, 1 << 22)

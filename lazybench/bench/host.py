@@ -1,0 +1,344 @@
+"""Host cost of a step: the synchronising ops and the ops launched per prefill and per decode step,
+and the host time of a decode step on a model with (almost) no compute.
+
+On a GPU the host queues kernels ahead of the device; every op that needs a device value on the
+host (an `int(t)`, a `.tolist()`, a boolean-mask index, whose output size is data dependent) or
+that copies host data to the device with a blocking copy drains that queue and stalls the stream.
+A 7B decode step is host-bound on an A100 class card, so host work per step shows up as a slower
+generation. This command counts, for plain transformers (DynamicCache, greedy), the engine's full
+prefill, LazyLLM (default and aggressive schedules) and static pruning:
+
+- ops launched: every aten op the step dispatches (a `TorchDispatchMode` sees each one);
+- syncs: the ops among them that synchronise on CUDA (see `sync_kind`), plus `Tensor.tolist`,
+  which does not dispatch and is patched while counting. On CPU this is a proxy; with
+  `--device cuda` the real syncs are also counted (`torch.cuda.set_sync_debug_mode("warn")`).
+
+Counts are split into the engine step and the generation loop around it (the greedy token read,
+argmax -> int, one per step and unavoidable). The timing part runs the configurations on a
+32-layer Llama of hidden size 64 (compute near zero: what is left is host work), advancing all
+of them in lockstep and reporting medians of the interleaved steps.
+
+    python -m lazybench.bench.host --out results/bench [--before results/bench/host_cpu_before.csv]
+    python -m lazybench.bench.host --device cuda --dtype bfloat16 --out DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import inspect
+import statistics
+import time
+from collections import Counter
+from collections.abc import Callable, Collection
+from pathlib import Path
+
+import torch
+
+from lazybench.bench.syncs import HostOpCounter, Tally, generate_module
+from lazybench.bench.ttft import SCHEDULES, add_output_arguments, write_table
+from lazybench.engine import Generation, LazyEngine, LazyLLMPolicy, TokenPolicy
+from lazybench.engine.policy import StaticPruningPolicy
+from lazybench.methods.static import default_static_schedule
+from lazybench.models import resolve_device, resolve_dtype
+
+
+# --- the configurations -------------------------------------------------------------------------
+def compute_free_model(device: torch.device, dtype: torch.dtype, layers: int = 32):
+    """A Llama of many layers and tiny width: a step's compute is near zero, its host work is not."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=8192,
+    )  # fmt: skip
+    config._attn_implementation = "sdpa"
+    torch.manual_seed(0)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            return LlamaForCausalLM(config).eval()
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def engine_configs(model, decode_read: str | None = None) -> dict[str, LazyEngine]:
+    policies = {
+        "engine-baseline": TokenPolicy(),
+        "lazyllm-default": LazyLLMPolicy(SCHEDULES["lazyllm-default"]),
+        "lazyllm-aggressive": LazyLLMPolicy(SCHEDULES["lazyllm-aggressive"]),
+        "static": StaticPruningPolicy(default_static_schedule()),
+    }
+    return {name: _engine(model, policy, decode_read) for name, policy in policies.items()}
+
+
+def _engine(model, policy, decode_read: str | None) -> LazyEngine:
+    if decode_read is None or "decode_read" not in inspect.signature(LazyEngine).parameters:
+        return LazyEngine(model, policy)
+    return LazyEngine(model, policy, decode_read=decode_read)
+
+
+class PlainGreedy:
+    """transformers' own forward with a DynamicCache, greedy, stepped like `Generation` (same clock)."""
+
+    def __init__(self, model, ids: torch.Tensor, max_new_tokens: int, step_hook: Callable | None = None):
+        from transformers import DynamicCache
+
+        self.model, self.ids, self.max_new_tokens = model, ids, max_new_tokens
+        self.device = ids.device
+        params = inspect.signature(model.forward).parameters
+        self.cache_arg = "cache" if "cache" in params else "past_key_values"
+        self.cache = DynamicCache(config=model.config)
+        self.tokens: list[int] = []
+        self.next_input = ids[None]
+        self.ttft, self.decode_times = 0.0, []
+        self.forward = step_hook(self._forward) if step_hook else self._forward
+
+    @property
+    def done(self) -> bool:
+        return len(self.tokens) >= self.max_new_tokens
+
+    def _forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        out = self.model(inputs, use_cache=True, logits_to_keep=1, **{self.cache_arg: self.cache})
+        return out.logits[0, -1]
+
+    @torch.inference_mode()
+    def advance(self) -> None:
+        generate_module.sync_device(self.device)
+        t0 = time.perf_counter()
+        logits = self.forward(self.next_input)
+        token = torch.argmax(logits)
+        self.tokens.append(int(token))
+        self.next_input = token.view(1, 1)
+        generate_module.sync_device(self.device)
+        (self.decode_times.append if len(self.tokens) > 1 else lambda t: setattr(self, "ttft", t))(
+            time.perf_counter() - t0
+        )
+
+
+def _counted_step(counter: HostOpCounter, rows: Callable[[tuple, object], int]) -> Callable:
+    """Wrap a step function so its ops count in the "step" bucket, with the row-layers it computed."""
+
+    def wrap(fn: Callable) -> Callable:
+        def step(*args, **kwargs):
+            with counter.bucket("step"):
+                out = fn(*args, **kwargs)
+            counter.tallies.setdefault("step", Tally()).rows += rows(args, out)
+            return out
+
+        return step
+
+    return wrap
+
+
+def count_ops(
+    model,
+    ids: torch.Tensor,
+    decode_steps: int,
+    cuda_syncs: bool = False,
+    decode_read: str | None = None,
+    configs: Collection[str] | None = None,
+    warmup: bool = True,
+) -> list[dict]:
+    """Per configuration (all, or `configs`) and phase: ops and syncs in the step and in the loop
+    around it. Counts are deterministic for a given model, prompt and device."""
+    accelerator = ids.device.type != "cpu"
+    makers: dict[str, Callable] = {}
+    for name, engine in engine_configs(model, decode_read).items():
+        makers[name] = lambda counter, e=engine: _engine_generation(e, ids, decode_steps, counter)
+    layers = model.config.num_hidden_layers
+    makers["plain-hf"] = lambda counter: PlainGreedy(
+        model, ids, 1 + decode_steps, _counted_step(counter, lambda args, out: args[0].numel() * layers)
+    )
+    rows = []
+    for name, make in makers.items():
+        if configs is not None and name not in configs:
+            continue
+        warm = make(HostOpCounter()) if warmup else None  # lazy initialisation is not a per-step cost
+        while warm is not None and not warm.done:
+            warm.advance()
+        counter = HostOpCounter(accelerator, cuda_syncs)
+        generation = make(counter)  # allocation happens here, outside the counted steps
+        with counter:
+            per_advance = []
+            while not generation.done:
+                generation.advance()
+                per_advance.append(counter.take())
+        for phase, tallies in (("prefill", per_advance[:1]), ("decode step", per_advance[1:])):
+            rows.append(_phase_row(name, phase, tallies, cuda_syncs))
+    return rows
+
+
+def _engine_generation(engine: LazyEngine, ids, decode_steps: int, counter: HostOpCounter) -> Generation:
+    generation = Generation(engine, ids, 1 + decode_steps)
+    rows = _counted_step(counter, lambda args, out: sum(out[1].rows_per_layer))
+    engine.step = rows(type(engine).step.__get__(engine))
+    return generation
+
+
+def _phase_row(name: str, phase: str, tallies: list[dict[str, Tally]], cuda_syncs: bool) -> dict:
+    def mean(values: list[float]) -> float:
+        return round(statistics.mean(values), 2) if values else 0.0
+
+    step = [t.get("step", Tally()) for t in tallies]
+    loop = [t.get("loop", Tally()) for t in tallies]
+    kinds = Counter()
+    for t in step:
+        kinds.update(t.syncs)
+    row = dict(
+        config=name,
+        phase=phase,
+        step_syncs=mean([t.n_syncs for t in step]),
+        step_syncs_max=max(t.n_syncs for t in step),
+        loop_syncs=mean([t.n_syncs for t in loop]),
+        step_ops=mean([t.ops for t in step]),
+        row_layers=mean([t.rows for t in step]),
+        loop_ops=mean([t.ops for t in loop]),
+        step_sync_kinds=" ".join(f"{k}x{v / len(step):g}" for k, v in sorted(kinds.items())),
+        loop_sync_kinds=" ".join(
+            f"{k}x{v / len(loop):g}" for k, v in sorted(sum((t.syncs for t in loop), Counter()).items())
+        ),
+    )
+    if cuda_syncs:
+        row["cuda_step_syncs"] = mean([t.cuda_syncs for t in step])
+        row["cuda_loop_syncs"] = mean([t.cuda_syncs for t in loop])
+    return row
+
+
+# --- host time on the compute-free model ---------------------------------------------------------
+def time_steps(model, ids: torch.Tensor, rounds: int, decode_steps: int, decode_read=None) -> dict[str, dict]:
+    """Median prefill and decode-step time per configuration; every round advances all of them in
+    lockstep (rotated order each step), so a shared machine's drift hits them alike.
+
+    On CPU the clock is the thread's CPU time (with one torch thread all the work runs on it), which
+    other processes on a shared machine do not inflate; on CUDA it is wall time, device synchronised.
+    """
+    cuda = ids.device.type == "cuda"
+    engines = engine_configs(model, decode_read)
+    names = ["plain-hf", *engines]
+    times: dict[str, list[list[float]]] = {n: [] for n in names}
+    for r in range(rounds + 1):  # round 0 warms up
+        gens = {n: Generation(e, ids, 1 + decode_steps) for n, e in engines.items()}
+        gens = {"plain-hf": PlainGreedy(model, ids, 1 + decode_steps), **gens}
+        steps: dict[str, list[float]] = {n: [] for n in names}
+        for turn in range(1 + decode_steps):
+            k = (r + turn) % len(names)
+            for name in names[k:] + names[:k]:
+                if cuda:
+                    torch.cuda.synchronize(ids.device)
+                t0 = time.perf_counter() if cuda else time.thread_time()
+                gens[name].advance()  # synchronises at its end on CUDA
+                steps[name].append((time.perf_counter() if cuda else time.thread_time()) - t0)
+        if r > 0:
+            for name in names:
+                times[name].append(steps[name])
+    return {
+        n: dict(
+            prefill_ms=1000 * statistics.median(t[0] for t in times[n]),
+            decode_ms=1000 * statistics.median(x for t in times[n] for x in t[1:]),
+        )
+        for n in names
+    }
+
+
+# --- the table ------------------------------------------------------------------------------------
+def build_rows(counts: list[dict], times: dict[str, dict]) -> list[dict]:
+    """Counts joined with the host times, each as a ratio to the engine baseline's same phase."""
+    base = {r["phase"]: r for r in counts if r["config"] == "engine-baseline"}
+    rows = []
+    for r in counts:
+        key = "prefill_ms" if r["phase"] == "prefill" else "decode_ms"
+        host = times[r["config"]][key]
+        base_host = times["engine-baseline"][key]
+        b = base[r["phase"]]
+        rows.append(
+            dict(
+                **r,
+                ops_vs_baseline=round(r["step_ops"] / b["step_ops"], 3) if b["step_ops"] else None,
+                host_ms=round(host, 3),
+                host_vs_baseline=round(host / base_host, 3),
+            )
+        )
+    return rows
+
+
+def read_before(path: Path) -> dict[tuple[str, str], dict]:
+    with path.open(newline="") as fh:
+        return {(r["config"], r["phase"]): r for r in csv.DictReader(fh)}
+
+
+def to_markdown(rows: list[dict], header: str, before: dict | None) -> str:
+    def both(r: dict, key: str) -> str:
+        now = f"{r[key]:g}" if isinstance(r[key], float) else str(r[key])
+        old = (before or {}).get((r["config"], r["phase"]), {}).get(key)
+        return now if old in (None, "") else f"{float(old):g} → {now}"
+
+    cols = ["config", "phase", "step syncs", "loop syncs", "step ops", "ops / baseline", "row-layers",
+            "host ms", "host / baseline", "what syncs in the step"]  # fmt: skip
+    cuda = "cuda_step_syncs" in rows[0]
+    if cuda:
+        cols[4:4] = ["CUDA step syncs", "CUDA loop syncs"]
+    lines = [header, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        cells = [r["config"], r["phase"], both(r, "step_syncs"), both(r, "loop_syncs")]
+        if cuda:
+            cells += [f"{r['cuda_step_syncs']:g}", f"{r['cuda_loop_syncs']:g}"]
+        cells += [both(r, "step_ops"), both(r, "ops_vs_baseline"), f"{r['row_layers']:g}", f"{r['host_ms']:g}",
+                  both(r, "host_vs_baseline"), r["step_sync_kinds"] or "–"]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--layers", type=int, default=32, help="depth of the compute-free Llama")
+    parser.add_argument("--prompt-tokens", type=int, default=256)
+    parser.add_argument("--decode-steps", type=int, default=16, help="decode steps counted and timed")
+    parser.add_argument("--rounds", type=int, default=8, help="timed rounds (after one warm-up round)")
+    parser.add_argument("--decode-read", choices=["masked", "gather"], default=None)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (1: host work, not a thread pool)"
+    )
+    parser.add_argument(
+        "--before", type=Path, default=None, help="an earlier run's CSV, shown as before → after"
+    )
+    add_output_arguments(parser, "host")
+    args = parser.parse_args(argv)
+    if args.prompt_tokens < 8 or args.decode_steps < 1 or args.rounds < 1 or args.layers < 8:
+        parser.error(
+            "need --prompt-tokens >= 8, --decode-steps >= 1, --rounds >= 1, --layers >= 8 (the aggressive schedule needs 5)"
+        )
+    if args.before is not None and not args.before.is_file():
+        parser.error(f"--before {args.before} is not a file")
+    device = resolve_device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda but CUDA is not available")
+    dtype = resolve_dtype(args.dtype, device)
+    torch.set_num_threads(args.threads)
+
+    model = compute_free_model(device, dtype, args.layers)
+    ids = torch.randint(3, model.config.vocab_size, (args.prompt_tokens,),
+                        generator=torch.Generator().manual_seed(1)).to(device)  # fmt: skip
+    counts = count_ops(model, ids, args.decode_steps, device.type == "cuda", args.decode_read)
+    times = time_steps(model, ids, args.rounds, args.decode_steps, args.decode_read)
+    rows = build_rows(counts, times)
+    label = f"{device.type}" + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else "")
+    header = (
+        f"Host cost per step, compute-free Llama ({args.layers} layers, hidden 64, 4 heads) on {label}, "
+        f"{dtype}, torch threads {torch.get_num_threads()}; {args.prompt_tokens}-token prompt, "
+        f"{args.decode_steps} decode steps (counts: mean per step). Syncs: ops that wait for the device "
+        "(proxy on CPU, see docs/host_path.md); the loop's sync is the greedy token read. "
+        f"Host ms: medians of {args.rounds} lockstep rounds "
+        + ("(wall time)." if device.type == "cuda" else "(the thread's CPU time).")
+    )
+    before = read_before(args.before) if args.before else None
+    print(write_table(rows, to_markdown(rows, header, before), args.out, args.tag or f"host_{device.type}"))
+
+
+if __name__ == "__main__":
+    main()
