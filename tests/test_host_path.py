@@ -188,3 +188,26 @@ def test_host_command_writes_its_table(tmp_path) -> None:
     text = (tmp_path / "h.md").read_text()
     for config in ("plain-hf", "engine-baseline", "lazyllm-default", "lazyllm-aggressive", "static"):
         assert f"| {config} | prefill |" in text and f"| {config} | decode step |" in text
+
+
+@pytest.mark.parametrize("q_len", [1, 5])
+def test_packed_sdpa_equals_transformers_sdpa(q_len: int) -> None:
+    """Masked rows under grouped KV heads, packed per KV head, give transformers' SDPA output."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from lazybench.engine.attention import packed_sdpa
+
+    gen = torch.Generator().manual_seed(3)
+    module = MODEL.model.layers[0].self_attn  # 4 query heads over 2 KV heads
+    query = torch.randn(1, 4, q_len, 16, generator=gen)
+    key, value = torch.randn(1, 2, 30, 16, generator=gen), torch.randn(1, 2, 30, 16, generator=gen)
+    q_pos = torch.arange(30 - q_len, 30) - torch.arange(q_len).flip(0) * 3  # revived rows, the newest last
+    k_pos = torch.arange(30)
+    mask = (k_pos[None, :] <= q_pos[:, None]) & (torch.rand(30, generator=gen) > 0.3) | (
+        k_pos == q_pos[:, None]
+    )
+    mask = mask[None, None]
+    ours, _ = packed_sdpa(module, query, key, value, mask, scaling=0.25, dropout=0.0)
+    theirs, _ = sdpa_attention_forward(module, query, key, value, mask, scaling=0.25, dropout=0.0)
+    assert ours.shape == theirs.shape == (1, q_len, 4, 16)
+    assert torch.allclose(ours, theirs, atol=1e-6)

@@ -284,7 +284,7 @@ def to_markdown(rows: list[dict], header: str, before: dict | None) -> str:
         cells = [r["config"], r["phase"], both(r, "step_syncs"), both(r, "loop_syncs")]
         if cuda:
             cells += [f"{r['cuda_step_syncs']:g}", f"{r['cuda_loop_syncs']:g}"]
-        cells += [both(r, "step_ops"), both(r, "ops_vs_baseline"), f"{r['row_layers']:g}", f"{r['host_ms']:g}",
+        cells += [both(r, "step_ops"), both(r, "ops_vs_baseline"), both(r, "row_layers"), both(r, "host_ms"),
                   both(r, "host_vs_baseline"), r["step_sync_kinds"] or "–"]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
