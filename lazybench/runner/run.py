@@ -48,8 +48,6 @@ from lazybench.runner.config import (
     validate_schedules,
 )
 
-PROBE_META = ("depth", "actual_depth", "target_tokens")  # probe placement, for the depth x length heatmap
-
 log = logging.getLogger("lazybench.runner")
 
 #: What a job may return to its sweeper: columns of the method's overall line (lazybench.aggregate).
@@ -185,8 +183,10 @@ def _build_rows(cfg: DictConfig, suite, data_dir, tokenizer, context_limit, chat
     rows: list[Row] = []
     for task in suite.tasks():
         try:
-            examples = suite.examples(task.name, data_dir=HUB if data_dir is None else data_dir)
-        except (DataNotFoundError, DataFormatError) as err:
+            examples = suite.examples(
+                task.name, data_dir=HUB if data_dir is None else data_dir, tokenizer=tokenizer
+            )
+        except (DataNotFoundError, DataFormatError, ValueError) as err:  # ValueError: e.g. a probe grid
             raise RunConfigError(f"dataset {task.name!r}: {err}") from None
         settings = generation_settings(task, tokenizer, suite.max_new_tokens_cap)
         for ex in examples:
@@ -441,7 +441,7 @@ class _Generator:
                 "full_prefill_flops": result.full_prefill_flops,
                 "total_flops": result.total_flops,
                 "dtype": str(self.model.dtype),
-                **{k: row.example.meta[k] for k in PROBE_META if k in row.example.meta},
+                **{k: row.example.meta[k] for k in row.task.record_meta if k in row.example.meta},
             },
         )
 

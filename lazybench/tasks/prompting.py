@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal, get_args
 
 from lazybench.tasks.data import Example
 from lazybench.tasks.errors import PromptTooLongError
-from lazybench.tasks.registry import LongBenchTask
+from lazybench.tasks.registry import TaskSpec, benchmark_of, get_task
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -107,7 +107,25 @@ def apply_chat(text: str, chat_style: str, tokenizer: PreTrainedTokenizerBase | 
 
 
 def build_prompt(
-    task: LongBenchTask,
+    task: TaskSpec | str,
+    example: Example,
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int | None,
+    chat_style: str = "none",
+    *,
+    truncate: bool = True,
+    context_limit: int | None = None,
+) -> Prompt:
+    """The model-ready prompt of one row, as the dataset's benchmark builds it (`Benchmark.build_prompt`;
+    for LongBench and the probes `template_prompt`). Arguments and errors as `template_prompt`."""
+    task = get_task(task)
+    return benchmark_of(task).build_prompt(
+        task, example, tokenizer, max_length, chat_style, truncate=truncate, context_limit=context_limit
+    )
+
+
+def template_prompt(
+    task: TaskSpec,
     example: Example,
     tokenizer: PreTrainedTokenizerBase,
     max_length: int | None,
@@ -119,11 +137,12 @@ def build_prompt(
     """Build the prompt for one example exactly as the LongBench protocol does.
 
     Args:
-        task: the dataset's `LongBenchTask`.
+        task: the dataset's `TaskSpec` (template, chat rule, whether middle truncation applies).
         example: the row.
         tokenizer: the model's Hugging Face tokenizer.
         max_length: token budget of the filled template (3500 for Llama-2-7b-chat, 7500 for
-            xgen-7b-8k in the paper); None disables the cut.
+            xgen-7b-8k in the paper); None disables the cut, and so does a spec with
+            ``middle_truncation=False`` (probes: their length is what they measure).
         chat_style: ``"none"``, ``"llama2"``, ``"xgen"`` or ``"chat_template"``.
         truncate: False turns an over-long prompt into `PromptTooLongError` instead of a cut
             (for methods that must see the whole context).
@@ -141,7 +160,7 @@ def build_prompt(
     ids = _encode(tokenizer, text, special=True)  # pred.py's count and cut include a BOS
     n_before = len(ids)
     truncated = False
-    if max_length is not None and n_before > max_length:
+    if max_length is not None and n_before > max_length and task.middle_truncation:
         if not truncate:
             raise PromptTooLongError(
                 f"{example.dataset}/{example.id}: prompt has {n_before} tokens, over max_length="
@@ -173,7 +192,7 @@ def build_prompt(
 
 
 def generation_settings(
-    task: LongBenchTask, tokenizer: PreTrainedTokenizerBase, max_new_tokens_cap: int | None = None
+    task: TaskSpec, tokenizer: PreTrainedTokenizerBase, max_new_tokens_cap: int | None = None
 ) -> GenerationSettings:
     """Decoding settings for a dataset: its ``max_new_tokens`` and, for samsum, the newline stop.
 
@@ -191,7 +210,7 @@ def generation_settings(
     return GenerationSettings(max_new_tokens=max_new, stop_token_ids=(int(newline_id),), min_new_tokens=1)
 
 
-def postprocess(task: LongBenchTask, prediction: str, chat_style: str = "none") -> str:
+def postprocess(task: TaskSpec, prediction: str, chat_style: str = "none") -> str:
     """Model-specific clean-up of a decoded prediction (pred.py's ``post_process``).
 
     Only XGen needs one: its output is stripped and "Assistant:" removed. The first-line cut of
