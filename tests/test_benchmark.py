@@ -18,6 +18,7 @@ from lazybench.tasks import (
     BENCHMARKS,
     PAPER_DATASETS,
     PROBE_TASKS,
+    SUITES,
     Benchmark,
     Example,
     ProbeGrid,
@@ -26,7 +27,6 @@ from lazybench.tasks import (
     TaskSpec,
     benchmark_of,
     build_prompt,
-    get_suite,
     get_task,
     list_tasks,
     load_tokenizer,
@@ -179,7 +179,7 @@ def test_the_runner_runs_a_new_benchmark(countdown, tiny, tmp_path):
 
 def test_probe_suite_config_and_errors():
     suite = Suite.from_dict(OmegaConf.to_container(OmegaConf.load(conf_dir() / "suite" / "probes.yaml")))
-    assert suite == get_suite("probes") and suite.datasets == PROBE_TASKS
+    assert suite.name == "probes" and suite.datasets == PROBE_TASKS and "probes" not in SUITES
     grid = suite.options["probes"]
     assert isinstance(grid, ProbeGrid) and grid.depths == (0.0, 0.25, 0.5, 0.75, 1.0) and grid.seeds == (0,)
     assert Suite.from_dict({"name": "p", "datasets": ["needle", "hotpotqa"], "probes": GRID}).datasets == (

@@ -14,7 +14,8 @@ Typical use by a runner::
 
 Every dataset belongs to a registered `Benchmark` (`BENCHMARKS`: ``longbench``, ``probes``), which
 declares its `TaskSpec`s and loads its rows; the functions above dispatch to it. Probes (passkey,
-needle) are rows like any other: ``get_suite("probes")`` holds them over a depth x length grid.
+needle) are rows like any other: a suite with ``probes: {depths, lengths}`` (conf/suite/probes.yaml)
+holds them over a depth x length grid.
 """
 
 from lazybench.tasks.benchmark import LONGBENCH, Benchmark, LongBench, get_benchmark, register_benchmark

@@ -2,11 +2,11 @@
 
 A suite is what a runner iterates over: for each dataset, `Suite.examples` gives the rows and
 `Suite.max_new_tokens` the generation budget. Built-ins cover the paper (all 16 datasets),
-per-family subsets, a ``smoke`` suite small enough for a CPU demo (one row of six datasets,
-at most 32 new tokens), and ``probes`` (passkey and needle over a depth x length grid). User suites
-come from config dicts via `Suite.from_dict`, validated so a typo fails at load time rather than
-after an hour of generation. A suite may hold datasets of several benchmarks; a benchmark that
-takes options (the probes' grid) gets them under its name (``probes: {depths: ..., lengths: ...}``).
+per-family subsets and a ``smoke`` suite small enough for a CPU demo (one row of six datasets,
+at most 32 new tokens). Other suites come from config dicts via `Suite.from_dict` (the runner's
+``conf/suite/*.yaml``), validated so a typo fails at load time rather than after an hour of
+generation. A suite may hold datasets of any registered benchmark; a benchmark that takes options
+gets them under its name (``conf/suite/probes.yaml``: ``probes: {depths: ..., lengths: ...}``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from typing import Any
 
 from lazybench.tasks.data import Example, select_examples
 from lazybench.tasks.errors import UnknownTaskError
-from lazybench.tasks.probes import PROBE_TASKS, ProbeGrid
 from lazybench.tasks.registry import (
     BENCHMARKS,
     CATEGORIES,
@@ -108,7 +107,7 @@ class Suite:
             raise ValueError("a suite needs 'name' and 'datasets'")
         return cls(
             name=str(data["name"]),
-            datasets=expand_datasets(data["datasets"]),
+            datasets=expand_datasets(data["datasets"], every_benchmark=True),
             limit=data.get("limit"),
             seed=data.get("seed"),
             max_new_tokens_cap=data.get("max_new_tokens_cap"),
@@ -141,9 +140,13 @@ class Suite:
         return select_examples(rows, self.limit, self.seed)
 
 
-def expand_datasets(spec: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+def expand_datasets(
+    spec: str | list[str] | tuple[str, ...], every_benchmark: bool = False
+) -> tuple[str, ...]:
     """Resolve dataset/category names (or ``"all"``: LongBench's 16) to dataset names, deduplicated,
-    in order. Any registered benchmark's datasets may be named (``passkey``, ``needle``)."""
+    in order. LongBench datasets only, unless ``every_benchmark`` (suites: ``passkey``, ``needle``...);
+    tools that read LongBench files (profiler, lengths) keep the default."""
+    known = list_tasks() if every_benchmark else list(PAPER_DATASETS)
     items = [spec] if isinstance(spec, str) else list(spec)
     out: list[str] = []
     for item in items:
@@ -152,8 +155,8 @@ def expand_datasets(spec: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
         elif item in CATEGORIES:
             names = CATEGORIES[item]
         else:
-            if item not in list_tasks():
-                raise UnknownTaskError("dataset", str(item), [*list_tasks(), *CATEGORIES, "all"])
+            if item not in known:
+                raise UnknownTaskError("dataset", str(item), [*known, *CATEGORIES, "all"])
             names = [item]
         out.extend(n for n in names if n not in out)
     return tuple(out)
@@ -172,11 +175,6 @@ SUITES: dict[str, Suite] = {
             limit=1,
             seed=None,
             max_new_tokens_cap=32,
-        ),
-        Suite(
-            "probes",
-            PROBE_TASKS,
-            options={"probes": ProbeGrid(depths=(0.0, 0.25, 0.5, 0.75, 1.0), lengths=(500, 1000, 2000))},
         ),
     )
 }
