@@ -59,10 +59,10 @@ def test_every_dataset_belongs_to_one_registered_benchmark():
 
 
 def test_one_line_per_longbench_dataset_and_probe_specs():
-    assert [r.name for r in LONGBENCH_RULES] == list(PAPER_DATASETS)
-    for rule in LONGBENCH_RULES:
-        spec = get_task(rule.name)
-        assert (spec.category, spec.metric, spec.chat) == (rule.category, rule.metric, rule.chat)
+    assert [name for name, *_ in LONGBENCH_RULES] == list(PAPER_DATASETS)
+    for name, category, metric, rules in LONGBENCH_RULES:
+        spec = get_task(name)
+        assert (spec.category, spec.metric, spec.chat) == (category, metric, rules.get("chat", True))
         assert spec.middle_truncation and spec.record_meta == () and spec.benchmark == "longbench"
     for name in PROBE_TASKS:
         spec = get_task(name)
@@ -71,25 +71,21 @@ def test_one_line_per_longbench_dataset_and_probe_specs():
     assert BENCHMARKS["probes"].category("needle") == "probe"
 
 
-def test_registration_checks_specs():
-    class Bad(Benchmark):
-        name = "bad"
-
-        def specs(self):
-            return (TaskSpec("bad_ds", "x", "no_such_metric", 4, "{context}", benchmark="bad"),)
-
-    with pytest.raises(ValueError, match="unknown metric 'no_such_metric'"):
-        register_benchmark(Bad())
-
-    class Thief(Benchmark):
-        name = "thief"
-
-        def specs(self):
-            return (TaskSpec("hotpotqa", "x", "qa_f1", 4, "{context}", benchmark="thief"),)
-
-    with pytest.raises(ValueError, match="already 'longbench'"):
-        register_benchmark(Thief())
-    assert "bad" not in BENCHMARKS and "thief" not in BENCHMARKS
+@pytest.mark.parametrize(
+    ("name", "dataset", "metric", "message"),
+    [
+        ("bad", "bad_ds", "no_such_metric", "unknown metric 'no_such_metric'"),
+        ("thief", "hotpotqa", "qa_f1", "already 'longbench'"),
+        ("liar", "liar_ds", "qa_f1", "spec says benchmark 'longbench'"),
+    ],
+)
+def test_registration_checks_specs(name, dataset, metric, message):
+    owner = "longbench" if name == "liar" else name
+    spec = TaskSpec(dataset, "x", metric, 4, "{context}", benchmark=owner)
+    bench = type("Named", (Benchmark,), {"name": name, "specs": lambda self: (spec,)})()
+    with pytest.raises(ValueError, match=message):
+        register_benchmark(bench)
+    assert name not in BENCHMARKS and get_task("hotpotqa").benchmark == "longbench"
 
 
 # --- a benchmark of our own, through suites, the prompt builder, the scorer and the runner -------------
@@ -131,6 +127,9 @@ class Countdown(Benchmark):
             for n in range(5, 5 + options["rows"])
         ]
 
+    def finish_prompt(self, task, example, text):
+        return text + " The last one is"  # after the chat wrapper
+
     def score(self, task, prediction, answers, all_classes):
         return sum(a in prediction for a in answers) / len(answers)  # every answer counts
 
@@ -149,8 +148,10 @@ def test_a_new_benchmark_plugs_in(countdown, tok):
     assert suite.options == {"countdown": {"rows": 2}} and suite.max_new_tokens("countdown") == 3
     rows = suite.examples("countdown")
     assert [r.id for r in rows] == ["cd-5", "cd-6"]
-    prompt = build_prompt("countdown", rows[0], tok, max_length=None, chat_style="none")
-    assert "Numbers: 5 4 3 2 1\nWhich is last?" in prompt.text
+    prompt = build_prompt("countdown", rows[0], tok, max_length=None, chat_style="chat_template")
+    assert "Numbers: 5 4 3 2 1\nWhich is last?<|im_end|>" in prompt.text
+    assert prompt.text.endswith("assistant\n The last one is")
+    assert prompt.input_ids == tok(prompt.text, add_special_tokens=False).input_ids
     assert score_example("countdown", "1, not one", ["1", "one"]) == 1.0
     assert score_example("countdown", "just 1", ["1", "one"]) == 0.5  # its own rule, not the best answer
 

@@ -53,7 +53,6 @@ from lazybench.tasks.prompting import (
     generation_settings,
     middle_truncate,
     postprocess,
-    template_prompt,
 )
 from lazybench.tasks.registry import (
     BENCHMARKS,
@@ -128,5 +127,4 @@ __all__ = [
     "rouge_l",
     "score_example",
     "select_examples",
-    "template_prompt",
 ]

@@ -4,8 +4,8 @@ and how a prediction is scored.
 A benchmark owns datasets, each declared by a `TaskSpec` (category, metric, template, output
 length, chat and truncation rules). The runner, `lazybench rescore`, the lm-eval backend and the
 analysis never ask which benchmark a row belongs to: they call `build_prompt`, `generation_settings`
-and `score_example`, which read the spec and, for prompt and score, dispatch to the dataset's
-benchmark. Two implementations ship:
+and `score_example`, which read the spec and call the dataset's benchmark where it may differ (the
+end of the prompt text, the score). Two implementations ship:
 
 - `LongBench` (here): the 16 English LongBench v1 datasets, rows from the offline slice, a folder of
   ``<dataset>.jsonl`` or the hub (`lazybench.tasks.data`), the protocol of ``pred.py``/``eval.py``.
@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from lazybench.tasks.data import Example, load_examples
 from lazybench.tasks.errors import UnknownTaskError
 from lazybench.tasks.metrics import METRICS, best_answer_score
-from lazybench.tasks.prompting import Prompt, template_prompt
 from lazybench.tasks.registry import BENCHMARKS, TaskSpec, add_benchmark, longbench_specs
 
 if TYPE_CHECKING:
@@ -34,7 +33,7 @@ if TYPE_CHECKING:
 
 class Benchmark:
     """The interface. Subclasses set `name`, implement `specs` and `load_rows`, and may override
-    `check_options`, `build_prompt` and `score` (the defaults follow LongBench's protocol)."""
+    `check_options`, `finish_prompt` and `score` (the defaults follow LongBench's protocol)."""
 
     #: Registry name; also the key under which a suite gives this benchmark's options.
     name: ClassVar[str]
@@ -82,21 +81,10 @@ class Benchmark:
             raise ValueError(f"benchmark {self.name!r} takes no options, got {dict(options)}")
         return None
 
-    def build_prompt(
-        self,
-        task: TaskSpec,
-        example: Example,
-        tokenizer: PreTrainedTokenizerBase,
-        max_length: int | None,
-        chat_style: str = "none",
-        *,
-        truncate: bool = True,
-        context_limit: int | None = None,
-    ) -> Prompt:
-        """The model-ready prompt: template, middle truncation, chat wrapper (`template_prompt`)."""
-        return template_prompt(
-            task, example, tokenizer, max_length, chat_style, truncate=truncate, context_limit=context_limit
-        )
+    def finish_prompt(self, task: TaskSpec, example: Example, text: str) -> str:
+        """The prompt text after template, middle truncation and chat wrapper, before tokenization
+        (`build_prompt`); a benchmark may add to it (RULER: its answer prefix). Default: unchanged."""
+        return text
 
     def score(
         self, task: TaskSpec, prediction: str, answers: Sequence[str], all_classes: Sequence[str] | None

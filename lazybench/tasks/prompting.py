@@ -116,28 +116,13 @@ def build_prompt(
     truncate: bool = True,
     context_limit: int | None = None,
 ) -> Prompt:
-    """The model-ready prompt of one row, as the dataset's benchmark builds it (`Benchmark.build_prompt`;
-    for LongBench and the probes `template_prompt`). Arguments and errors as `template_prompt`."""
-    task = get_task(task)
-    return benchmark_of(task).build_prompt(
-        task, example, tokenizer, max_length, chat_style, truncate=truncate, context_limit=context_limit
-    )
-
-
-def template_prompt(
-    task: TaskSpec,
-    example: Example,
-    tokenizer: PreTrainedTokenizerBase,
-    max_length: int | None,
-    chat_style: str = "none",
-    *,
-    truncate: bool = True,
-    context_limit: int | None = None,
-) -> Prompt:
     """Build the prompt for one example exactly as the LongBench protocol does.
 
+    After the chat wrapper, the dataset's benchmark may append to the text (`Benchmark.finish_prompt`;
+    LongBench and the probes do not).
+
     Args:
-        task: the dataset's `TaskSpec` (template, chat rule, whether middle truncation applies).
+        task: the dataset's `TaskSpec` or name (template, chat rule, whether middle truncation applies).
         example: the row.
         tokenizer: the model's Hugging Face tokenizer.
         max_length: token budget of the filled template (3500 for Llama-2-7b-chat, 7500 for
@@ -156,6 +141,7 @@ def template_prompt(
     """
     if chat_style not in CHAT_STYLES:
         raise ValueError(f"unknown chat_style {chat_style!r}; expected one of {', '.join(CHAT_STYLES)}")
+    task = get_task(task)
     text = task.fill(example.context, example.input)
     ids = _encode(tokenizer, text, special=True)  # pred.py's count and cut include a BOS
     n_before = len(ids)
@@ -172,6 +158,7 @@ def template_prompt(
     chat_applied = task.chat and chat_style != "none"
     if chat_applied:
         text = apply_chat(text, chat_style, tokenizer)
+    text = benchmark_of(task).finish_prompt(task, example, text)
     # pred.py tokenizes the final string with the tokenizer's default special tokens (BOS);
     # a rendered chat template already contains them, so adding more would double the BOS.
     input_ids = _encode(tokenizer, text, special=not (chat_applied and chat_style == "chat_template"))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from importlib.resources import files
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from lazybench.tasks.errors import UnknownTaskError
 
@@ -88,51 +88,38 @@ LongBenchTask = TaskSpec
 # --- LongBench v1 ----------------------------------------------------------------------------------
 
 
-class _LongBenchRule(NamedTuple):
-    """One LongBench dataset's protocol, besides its template and output length (config files).
-
-    metric: eval.py's ``dataset2metric``; chat: pred.py wraps the prompt in the chat format ("chat
-    models are better off without build prompts on these tasks" says pred.py of the few-shot and
-    code datasets); first_line_only: eval.py scores only the first line of the prediction;
-    stop_on_newline: pred.py stops samsum at a newline (the model otherwise goes on with "\\nDialogue:").
-    """
-
-    name: str
-    category: str
-    metric: str
-    chat: bool = True
-    first_line_only: bool = False
-    stop_on_newline: bool = False
-
-
-_R = _LongBenchRule
-#: LongBench v1's 16 English datasets, in paper order.
-LONGBENCH_RULES: tuple[_LongBenchRule, ...] = (
-    _R("narrativeqa", "single_doc_qa", "qa_f1"),
-    _R("qasper", "single_doc_qa", "qa_f1"),
-    _R("multifieldqa_en", "single_doc_qa", "qa_f1"),
-    _R("hotpotqa", "multi_doc_qa", "qa_f1"),
-    _R("2wikimqa", "multi_doc_qa", "qa_f1"),
-    _R("musique", "multi_doc_qa", "qa_f1"),
-    _R("gov_report", "summarization", "rouge_l"),
-    _R("qmsum", "summarization", "rouge_l"),
-    _R("multi_news", "summarization", "rouge_l"),
-    _R("trec", "few_shot", "classification", chat=False, first_line_only=True),
-    _R("triviaqa", "few_shot", "qa_f1", chat=False, first_line_only=True),
-    _R("samsum", "few_shot", "rouge_l", chat=False, first_line_only=True, stop_on_newline=True),
-    _R("passage_count", "synthetic", "count"),
-    _R("passage_retrieval_en", "synthetic", "retrieval"),
-    _R("lcc", "code_completion", "code_sim", chat=False),
-    _R("repobench-p", "code_completion", "code_sim", chat=False),
+#: LongBench v1's 16 English datasets, in paper order: (dataset, category, metric, the rules where it
+#: departs from `TaskSpec`'s defaults). metric: eval.py's ``dataset2metric``; ``chat=False``: pred.py
+#: leaves the prompt unwrapped ("chat models are better off without build prompts on these tasks");
+#: ``first_line_only``: eval.py scores the first line of the prediction; ``stop_on_newline``: pred.py
+#: stops samsum at a newline (the model otherwise goes on with "\nDialogue:"). Templates and output
+#: lengths: LongBench's config files (`longbench_specs`).
+LONGBENCH_RULES: tuple[tuple[str, str, str, dict[str, bool]], ...] = (
+    ("narrativeqa", "single_doc_qa", "qa_f1", {}),
+    ("qasper", "single_doc_qa", "qa_f1", {}),
+    ("multifieldqa_en", "single_doc_qa", "qa_f1", {}),
+    ("hotpotqa", "multi_doc_qa", "qa_f1", {}),
+    ("2wikimqa", "multi_doc_qa", "qa_f1", {}),
+    ("musique", "multi_doc_qa", "qa_f1", {}),
+    ("gov_report", "summarization", "rouge_l", {}),
+    ("qmsum", "summarization", "rouge_l", {}),
+    ("multi_news", "summarization", "rouge_l", {}),
+    ("trec", "few_shot", "classification", {"chat": False, "first_line_only": True}),
+    ("triviaqa", "few_shot", "qa_f1", {"chat": False, "first_line_only": True}),
+    ("samsum", "few_shot", "rouge_l", {"chat": False, "first_line_only": True, "stop_on_newline": True}),
+    ("passage_count", "synthetic", "count", {}),
+    ("passage_retrieval_en", "synthetic", "retrieval", {}),
+    ("lcc", "code_completion", "code_sim", {"chat": False}),
+    ("repobench-p", "code_completion", "code_sim", {"chat": False}),
 )
 
 #: The six LongBench categories, with the English datasets of each (paper order).
 CATEGORIES: dict[str, list[str]] = {}
-for _rule in LONGBENCH_RULES:
-    CATEGORIES.setdefault(_rule.category, []).append(_rule.name)
+for _name, _category, _, _ in LONGBENCH_RULES:
+    CATEGORIES.setdefault(_category, []).append(_name)
 
 #: All 16 English datasets, in paper order.
-PAPER_DATASETS: tuple[str, ...] = tuple(rule.name for rule in LONGBENCH_RULES)
+PAPER_DATASETS: tuple[str, ...] = tuple(rule[0] for rule in LONGBENCH_RULES)
 
 
 def _load_config(filename: str) -> dict:
@@ -145,18 +132,8 @@ def longbench_specs() -> tuple[TaskSpec, ...]:
     prompts = _load_config("dataset2prompt.json")
     maxlen = _load_config("dataset2maxlen.json")
     return tuple(
-        TaskSpec(
-            name=r.name,
-            category=r.category,
-            metric=r.metric,
-            max_new_tokens=int(maxlen[r.name]),
-            template=prompts[r.name],
-            chat=r.chat,
-            first_line_only=r.first_line_only,
-            stop_on_newline=r.stop_on_newline,
-            benchmark="longbench",
-        )
-        for r in LONGBENCH_RULES
+        TaskSpec(name, category, metric, int(maxlen[name]), prompts[name], benchmark="longbench", **rules)
+        for name, category, metric, rules in LONGBENCH_RULES
     )
 
 
