@@ -15,6 +15,8 @@ from pathlib import Path
 import yaml
 
 from lazybench.records import RECORDS_FILE, RunRecord
+from lazybench.tasks.probes import PROBE_TASKS, probe_id
+from lazybench.tasks.registry import PROBE_CATEGORY
 
 FIXTURE_RUN_ID = "FIXTURE-synthetic"
 FIXTURE_MODEL = "FIXTURE-synthetic-model"
@@ -66,7 +68,7 @@ def _record(
     ttft = 2e-4 * prompt * (0.15 + 0.85 * fraction) * rng.uniform(0.95, 1.05)
     step = 0.02 * rng.uniform(0.95, 1.05)
     decode = step * (new_tokens - 1)
-    if category == "probe":  # probes are pass/fail
+    if category == PROBE_CATEGORY:  # probes are pass/fail
         score = float(quality)
     else:
         score = min(1.0, max(0.0, base_score * quality + rng.uniform(-0.05, 0.05) * (method != "baseline")))
@@ -143,18 +145,20 @@ def write_fixture_run(
             units.append(
                 (f"{dataset}-{i}", dataset, _CATEGORY[dataset], rng.randint(800, 3500), rng.random(), {})
             )
-    if probes:
-        for kind in ("passkey", "needle"):
+    if probes:  # ids and extra as the runner writes them for the probe benchmark's rows
+        for kind in PROBE_TASKS:
             for length in (512, 1024, 2048):
                 for depth in (0.0, 0.25, 0.5, 0.75, 1.0):
                     extra = {"depth": depth, "target_tokens": length, "actual_depth": depth}
-                    units.append((f"{kind}-{length}-{depth}", kind, "probe", length, 1.0, extra))
+                    units.append((probe_id(kind, length, depth, 0), kind, PROBE_CATEGORY, length, 1.0, extra))
     lines = []
     for method, label, params, repeats, layer_keep, quality in methods:
         for example_id, dataset, category, prompt, base_score, extra in units:
             for repeat in range(repeats):
                 q = quality
-                if category == "probe" and method != "baseline":  # pruning loses needles deep in long prompts
+                if (
+                    category == PROBE_CATEGORY and method != "baseline"
+                ):  # pruning loses needles deep in long prompts
                     q = 1.0 if rng.random() < quality - 0.3 * extra["depth"] * prompt / 2048 + 0.2 else 0.0
                 rec = _record(
                     rng,

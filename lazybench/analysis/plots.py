@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +19,8 @@ from lazybench.aggregate import pareto_frontier, per_row, source_text
 from lazybench.analysis.paper import paper_method
 from lazybench.analysis.summary import method_sort_key
 from lazybench.columns import group_sort_key
+from lazybench.tasks.probes import PROBE_TASKS, parse_probe_id
 
-PROBE_DATASETS = ("passkey", "needle")
-_PROBE_ID = re.compile(r"^(?:passkey|needle)-len(?P<length>\d+)-depth(?P<depth>[0-9.eE+-]+)-seed\d+$")
 _MARKERS = {
     "baseline": "*",
     "random_token_drop": "s",
@@ -317,19 +315,19 @@ def plot_layer_tokens(records: pd.DataFrame) -> Figure | None:
 
 def _probe_position(example_id: str, extra) -> tuple[float, float]:
     """(depth, target_tokens) of a probe record: from record["extra"], else from the probe's example id
-    (`lazybench.tasks.probes` names rows "<kind>-len<tokens>-depth<depth>-seed<seed>")."""
+    (`lazybench.tasks.probes.probe_id`)."""
     extra = extra if isinstance(extra, dict) else {}
     if extra.get("depth") is not None and extra.get("target_tokens") is not None:
         return float(extra["depth"]), float(extra["target_tokens"])
-    m = _PROBE_ID.match(str(example_id))
-    return (float(m["depth"]), float(m["length"])) if m else (np.nan, np.nan)
+    parsed = parse_probe_id(example_id)
+    return (parsed["depth"], float(parsed["target_tokens"])) if parsed else (np.nan, np.nan)
 
 
 def probe_accuracy(records: pd.DataFrame) -> pd.DataFrame:
     """Accuracy (100 x mean score, repeats averaged first) of the passkey / needle probes per model,
     method label, probe, depth and target length (record["extra"]["depth" / "target_tokens"], or the
     probe's example id when the record lacks them)."""
-    rows = records[records["dataset"].isin(PROBE_DATASETS)].copy()
+    rows = records[records["dataset"].isin(PROBE_TASKS)].copy()
     cols = ["model", "method", "method_label", "dataset", "depth", "target_tokens", "accuracy", "n"]
     if rows.empty:
         return pd.DataFrame(columns=cols)
@@ -361,7 +359,7 @@ def plot_probe_heatmap(records: pd.DataFrame) -> Figure | None:
     if acc.empty:
         return None
     names, series = _legend(acc)
-    kinds = [k for k in PROBE_DATASETS if k in set(acc["dataset"])]
+    kinds = [k for k in PROBE_TASKS if k in set(acc["dataset"])]
     depths = sorted(acc["depth"].unique())
     lengths = sorted(acc["target_tokens"].unique())
     ncols = len(names)

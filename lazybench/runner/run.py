@@ -55,8 +55,6 @@ from lazybench.runner.config import (
     validate_schedules,
 )
 
-PROBE_META = ("depth", "actual_depth", "target_tokens")  # probe placement, for the depth x length heatmap
-
 log = logging.getLogger("lazybench.runner")
 
 #: What a job may return to its sweeper: columns of the method's overall line (lazybench.aggregate).
@@ -195,11 +193,11 @@ def _build_rows(cfg: DictConfig, suite, data, tokenizer, context_limit, chat_sty
     rows: list[Row] = []
     for task in suite.tasks():
         try:
-            examples = suite.examples(task.name, data_dir=data)
+            examples = suite.examples(task.name, data_dir=data, tokenizer=tokenizer)
         except DataNotFoundError as err:
             error = NotAvailableHereError if data.kind == HUB else RunConfigError
             raise error(f"dataset {task.name!r}: {err}") from None
-        except DataFormatError as err:
+        except (DataFormatError, ValueError) as err:  # ValueError: e.g. a probe grid
             raise RunConfigError(f"dataset {task.name!r}: {err}") from None
         settings = generation_settings(task, tokenizer, suite.max_new_tokens_cap)
         for ex in examples:
@@ -484,7 +482,7 @@ class _Generator:
                 "full_prefill_flops": result.full_prefill_flops,
                 "total_flops": result.total_flops,
                 "dtype": str(self.model.dtype),
-                **{k: row.example.meta[k] for k in PROBE_META if k in row.example.meta},
+                **{k: row.example.meta[k] for k in row.task.record_meta if k in row.example.meta},
             },
         )
 

@@ -1,4 +1,4 @@
-"""LongBench v1 task layer: datasets, suites, data loading, prompts, metrics and probes.
+"""The task layer: benchmarks (LongBench v1, the synthetic probes), suites, data, prompts, metrics.
 
 Typical use by a runner::
 
@@ -12,12 +12,16 @@ Typical use by a runner::
             ...  # generate greedily with gen.max_new_tokens / stop_token_ids / min_new_tokens
             score = score_example(task, postprocess(task, text, "chat_template"), ex.answers, ex.all_classes)
 
-Probes (passkey, needle) are tasks too; their rows come from `make_probe_examples`.
+Probes (passkey, needle) are rows like any other: a suite with ``probes: {depths, lengths}``
+(conf/suite/probes.yaml) holds them over a depth x length grid. Every dataset belongs to a registered
+`Benchmark` (`BENCHMARKS`: ``longbench``, ``probes``), which declares its `TaskSpec`s and loads its
+rows; the functions above dispatch to it.
 
 Rows come from the bundled offline slice by default, from the hub with ``data_dir="hub"``, or from a
 folder of ``<dataset>.jsonl`` (`lazybench.tasks.sources`); each `Example` names its source.
 """
 
+from lazybench.tasks.benchmark import LONGBENCH, Benchmark, LongBench, get_benchmark, register_benchmark
 from lazybench.tasks.data import Example, load_examples, read_jsonl, select_examples
 from lazybench.tasks.errors import (
     DataFormatError,
@@ -28,6 +32,7 @@ from lazybench.tasks.errors import (
 )
 from lazybench.tasks.metrics import (
     METRICS,
+    best_answer_score,
     category_scores,
     classification,
     code_sim,
@@ -39,7 +44,7 @@ from lazybench.tasks.metrics import (
     rouge_l,
     score_example,
 )
-from lazybench.tasks.probes import make_probe_examples
+from lazybench.tasks.probes import PROBE_TASKS, PROBES, ProbeGrid, Probes, make_probe_examples, probe_id
 from lazybench.tasks.prompting import (
     CHAT_STYLES,
     XGEN_HEADER,
@@ -53,10 +58,13 @@ from lazybench.tasks.prompting import (
     postprocess,
 )
 from lazybench.tasks.registry import (
+    BENCHMARKS,
     CATEGORIES,
     PAPER_DATASETS,
-    PROBE_TASKS,
+    PROBE_CATEGORY,
     LongBenchTask,
+    TaskSpec,
+    benchmark_of,
     get_task,
     list_tasks,
 )
@@ -75,17 +83,22 @@ from lazybench.tasks.suites import SUITES, Suite, expand_datasets, get_suite
 from lazybench.tasks.tokenizer import load_tokenizer
 
 __all__ = [
+    "BENCHMARKS",
     "CATEGORIES",
     "CHAT_STYLES",
     "DATA_DIR_ENV",
     "HUB",
+    "LONGBENCH",
     "METRICS",
     "OFFLINE",
     "OFFLINE_LABEL",
     "PAPER_DATASETS",
+    "PROBES",
+    "PROBE_CATEGORY",
     "PROBE_TASKS",
     "SUITES",
     "XGEN_HEADER",
+    "Benchmark",
     "ChatStyle",
     "DataFormatError",
     "DataNotFoundError",
@@ -93,13 +106,19 @@ __all__ = [
     "Example",
     "GenerationSettings",
     "HubCopy",
+    "LongBench",
     "LongBenchTask",
     "MissingFieldError",
+    "ProbeGrid",
+    "Probes",
     "Prompt",
     "PromptTooLongError",
     "Suite",
+    "TaskSpec",
     "UnknownTaskError",
     "apply_chat",
+    "benchmark_of",
+    "best_answer_score",
     "build_prompt",
     "category_scores",
     "classification",
@@ -108,6 +127,7 @@ __all__ = [
     "dataset_score",
     "expand_datasets",
     "generation_settings",
+    "get_benchmark",
     "get_suite",
     "get_task",
     "list_tasks",
@@ -117,9 +137,11 @@ __all__ = [
     "middle_truncate",
     "normalize_answer",
     "postprocess",
+    "probe_id",
     "published_sizes",
     "qa_f1",
     "read_jsonl",
+    "register_benchmark",
     "resolve_source",
     "retrieval",
     "rouge_l",

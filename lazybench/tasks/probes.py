@@ -6,9 +6,12 @@ prompt length and of where the needle sits (depth 0 = start of the context, 1 = 
 
 Design choices:
 
-- Probes are ordinary tasks (``get_task("passkey")`` / ``get_task("needle")``, category
-  ``"probe"``) whose rows come from `make_probe_examples` instead of a jsonl file, so a runner
-  handles them with the same prompt builder, generation settings and `score_example`.
+- Probes are a benchmark (`Probes`, registered as ``"probes"``) beside LongBench: their datasets
+  ``passkey`` and ``needle`` (category ``"probe"``) have specs like LongBench's, and rows made by
+  `make_probe_examples` over the grid a suite gives (``probes: {depths, lengths, seeds}``,
+  `ProbeGrid`), so the runner handles them with the same prompt builder, generation settings and
+  `score_example`. Their prompts are never middle-truncated (a cut would remove the needle); their
+  records carry depth and length (``extra``) for the analysis' depth x length heatmap.
 - Haystacks are cut from real LongBench contexts (gov_report and narrativeqa by default)
   rather than repeated filler, so the text around the needle is natural prose.
 - Everything is a pure function of the seed (``random.Random`` seeded with a string, and
@@ -27,19 +30,56 @@ import bisect
 import hashlib
 import random
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from lazybench.tasks.benchmark import Benchmark, register_benchmark
 from lazybench.tasks.data import Example, load_examples, word_count
 from lazybench.tasks.metrics import normalize_answer
-from lazybench.tasks.registry import PROBE_TASKS, get_task
+from lazybench.tasks.registry import PAPER_DATASETS, PROBE_CATEGORY, TaskSpec
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
+#: Names of the synthetic probes.
+PROBE_TASKS: tuple[str, ...] = ("passkey", "needle")
 DEFAULT_HAYSTACK_DATASETS: tuple[str, ...] = ("gov_report", "narrativeqa")
+#: Row facts (``Example.meta``) that go into every record's ``extra``: where the needle was.
+RECORD_META: tuple[str, ...] = ("depth", "actual_depth", "target_tokens")
+# The probes' templates (lazybench's own, not LongBench's), with the same {context}/{input} slots.
+PASSKEY_TEMPLATE = (
+    "There is an important piece of information hidden inside a lot of irrelevant text. "
+    "Find it and memorize it. I will quiz you about the important information there.\n\n"
+    "{context}\n\n{input}"
+)
+NEEDLE_TEMPLATE = (
+    "A fact is hidden somewhere in the long text below. Read the text, then answer the question "
+    "about that fact. Only give me the answer and do not output any other words.\n\n"
+    "{context}\n\nQuestion: {input}\nAnswer:"
+)
+_PROBE_SPECS: tuple[TaskSpec, ...] = tuple(
+    TaskSpec(
+        name=name,
+        category=PROBE_CATEGORY,
+        metric=metric,
+        max_new_tokens=max_new,
+        template=template,
+        chat=True,
+        middle_truncation=False,
+        record_meta=RECORD_META,
+        benchmark="probes",
+    )
+    for name, metric, max_new, template in (
+        ("passkey", "passkey", 16, PASSKEY_TEMPLATE),
+        ("needle", "contains", 32, NEEDLE_TEMPLATE),
+    )
+)
+_SPEC = {spec.name: spec for spec in _PROBE_SPECS}
+_ID = re.compile(
+    r"^(?P<kind>passkey|needle)-len(?P<length>\d+)-depth(?P<depth>[0-9.eE+-]+)-seed(?P<seed>-?\d+)$"
+)
 #: How far (in characters) the needle may move to reach a sentence boundary.
 SNAP_WINDOW_CHARS = 300
 
@@ -176,15 +216,8 @@ def make_probe_examples(
     """
     if kind not in PROBE_TASKS:
         raise ValueError(f"unknown probe kind {kind!r}; expected one of {', '.join(PROBE_TASKS)}")
-    task = get_task(kind)
-    if not lengths or not depths:
-        raise ValueError("lengths and depths must be non-empty")
-    for depth in depths:
-        if not 0.0 <= depth <= 1.0:
-            raise ValueError(f"depth must be within [0, 1], got {depth}")
-    for length in lengths:
-        if isinstance(length, bool) or not isinstance(length, int) or length <= 0:
-            raise ValueError(f"length must be a positive integer, got {length!r}")
+    task = _SPEC[kind]
+    _check_grid(lengths, depths)
 
     contexts = _source_contexts(data_dir, haystack_datasets, seed)
     pool, offsets = _tokenize_pool(tokenizer, contexts, max(lengths))
@@ -212,7 +245,7 @@ def make_probe_examples(
             needle_token_index = bisect.bisect_right(token_ends, pos, hi=budget)
             examples.append(
                 Example(
-                    id=f"{kind}-len{length}-depth{depth:g}-seed{seed}",
+                    id=probe_id(kind, length, depth, seed),
                     dataset=kind,
                     input=needle.question,
                     context=context,
@@ -234,3 +267,118 @@ def make_probe_examples(
                 )
             )
     return examples
+
+
+def probe_id(kind: str, length: int, depth: float, seed: int) -> str:
+    """A probe row's id, ``<kind>-len<tokens>-depth<depth>-seed<seed>`` (`parse_probe_id` reads it)."""
+    return f"{kind}-len{length}-depth{depth:g}-seed{seed}"
+
+
+def parse_probe_id(example_id: str) -> dict[str, Any] | None:
+    """``{"kind", "target_tokens", "depth", "seed"}`` of a probe row id, or None for another id."""
+    m = _ID.match(str(example_id))
+    if m is None:
+        return None
+    return {
+        "kind": m["kind"],
+        "target_tokens": int(m["length"]),
+        "depth": float(m["depth"]),
+        "seed": int(m["seed"]),
+    }
+
+
+def _check_grid(lengths: Sequence[Any], depths: Sequence[Any]) -> None:
+    if not lengths or not depths:
+        raise ValueError("lengths and depths must be non-empty")
+    for depth in depths:
+        if isinstance(depth, bool) or not isinstance(depth, (int, float)) or not 0.0 <= depth <= 1.0:
+            raise ValueError(f"depth must be within [0, 1], got {depth!r}")
+    for length in lengths:
+        if isinstance(length, bool) or not isinstance(length, int) or length <= 0:
+            raise ValueError(f"length must be a positive integer, got {length!r}")
+
+
+@dataclass(frozen=True)
+class ProbeGrid:
+    """What a suite asks of the probes (its ``probes:`` options): one row per seed x length x depth.
+
+    Attributes:
+        depths: needle positions, 0.0 (start of the haystack) to 1.0 (end).
+        lengths: prompt lengths in the model's tokens (filled template, no chat wrapper).
+        seeds: haystack order, pass keys and facts are a function of the seed.
+        haystack_datasets: LongBench datasets whose contexts make the haystack.
+    """
+
+    depths: tuple[float, ...]
+    lengths: tuple[int, ...]
+    seeds: tuple[int, ...] = (0,)
+    haystack_datasets: tuple[str, ...] = DEFAULT_HAYSTACK_DATASETS
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+                raise TypeError(f"probes.{f.name} must be a list, got {value!r}")
+            object.__setattr__(self, f.name, tuple(value))
+        _check_grid(self.lengths, self.depths)
+        if not self.seeds or any(isinstance(s, bool) or not isinstance(s, int) for s in self.seeds):
+            raise ValueError(f"probes.seeds must be a non-empty list of integers, got {list(self.seeds)}")
+        unknown = [name for name in self.haystack_datasets if name not in PAPER_DATASETS]
+        if unknown or not self.haystack_datasets:
+            raise ValueError(
+                f"probes.haystack_datasets must name LongBench datasets, got {list(self.haystack_datasets)}"
+            )
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> ProbeGrid:
+        allowed = [f.name for f in fields(cls)]
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            raise ValueError(f"unknown probes options {unknown}; allowed: {allowed}")
+        missing = [name for name in ("depths", "lengths") if name not in options]
+        if missing:
+            raise ValueError(f"probes options need {' and '.join(missing)}")
+        return cls(**options)
+
+
+class Probes(Benchmark):
+    """Passkey retrieval and needle-in-a-haystack over a depth x length grid (see the module docstring)."""
+
+    name = "probes"
+
+    def specs(self) -> tuple[TaskSpec, ...]:
+        return _PROBE_SPECS
+
+    def check_options(
+        self, options: Mapping[str, Any] | ProbeGrid | None, datasets: Sequence[str]
+    ) -> ProbeGrid:
+        if isinstance(options, ProbeGrid):
+            return options
+        if not options:
+            raise ValueError(
+                f"{', '.join(datasets)}: a probe needs its depth x length grid; give the suite "
+                "`probes: {depths: [0.0, 0.5, 1.0], lengths: [1000, 2000], seeds: [0]}`"
+            )
+        return ProbeGrid.from_options(options)
+
+    def load_rows(
+        self,
+        dataset: str,
+        *,
+        data_dir: Any = None,
+        tokenizer: PreTrainedTokenizerBase | None = None,
+        options: ProbeGrid | None = None,
+    ) -> list[Example]:
+        grid = self.check_options(options, [dataset])
+        if tokenizer is None:
+            raise ValueError(f"{dataset}: probe rows are measured in the model's tokens; pass its tokenizer")
+        return [
+            row
+            for seed in grid.seeds
+            for row in make_probe_examples(
+                dataset, grid.lengths, grid.depths, tokenizer, data_dir, seed, grid.haystack_datasets
+            )
+        ]
+
+
+PROBES = register_benchmark(Probes())

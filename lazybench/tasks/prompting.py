@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal, get_args
 
 from lazybench.tasks.data import Example
 from lazybench.tasks.errors import PromptTooLongError
-from lazybench.tasks.registry import LongBenchTask
+from lazybench.tasks.registry import TaskSpec, benchmark_of, get_task
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -107,7 +107,7 @@ def apply_chat(text: str, chat_style: str, tokenizer: PreTrainedTokenizerBase | 
 
 
 def build_prompt(
-    task: LongBenchTask,
+    task: TaskSpec | str,
     example: Example,
     tokenizer: PreTrainedTokenizerBase,
     max_length: int | None,
@@ -118,12 +118,16 @@ def build_prompt(
 ) -> Prompt:
     """Build the prompt for one example exactly as the LongBench protocol does.
 
+    After the chat wrapper, the dataset's benchmark may append to the text (`Benchmark.finish_prompt`;
+    LongBench and the probes do not).
+
     Args:
-        task: the dataset's `LongBenchTask`.
+        task: the dataset's `TaskSpec` or name (template, chat rule, whether middle truncation applies).
         example: the row.
         tokenizer: the model's Hugging Face tokenizer.
         max_length: token budget of the filled template (3500 for Llama-2-7b-chat, 7500 for
-            xgen-7b-8k in the paper); None disables the cut.
+            xgen-7b-8k in the paper); None disables the cut, and so does a spec with
+            ``middle_truncation=False`` (probes: their length is what they measure).
         chat_style: ``"none"``, ``"llama2"``, ``"xgen"`` or ``"chat_template"``.
         truncate: False turns an over-long prompt into `PromptTooLongError` instead of a cut
             (for methods that must see the whole context).
@@ -137,11 +141,12 @@ def build_prompt(
     """
     if chat_style not in CHAT_STYLES:
         raise ValueError(f"unknown chat_style {chat_style!r}; expected one of {', '.join(CHAT_STYLES)}")
+    task = get_task(task)
     text = task.fill(example.context, example.input)
     ids = _encode(tokenizer, text, special=True)  # pred.py's count and cut include a BOS
     n_before = len(ids)
     truncated = False
-    if max_length is not None and n_before > max_length:
+    if max_length is not None and n_before > max_length and task.middle_truncation:
         if not truncate:
             raise PromptTooLongError(
                 f"{example.dataset}/{example.id}: prompt has {n_before} tokens, over max_length="
@@ -153,6 +158,7 @@ def build_prompt(
     chat_applied = task.chat and chat_style != "none"
     if chat_applied:
         text = apply_chat(text, chat_style, tokenizer)
+    text = benchmark_of(task).finish_prompt(task, example, text)
     # pred.py tokenizes the final string with the tokenizer's default special tokens (BOS);
     # a rendered chat template already contains them, so adding more would double the BOS.
     input_ids = _encode(tokenizer, text, special=not (chat_applied and chat_style == "chat_template"))
@@ -173,7 +179,7 @@ def build_prompt(
 
 
 def generation_settings(
-    task: LongBenchTask, tokenizer: PreTrainedTokenizerBase, max_new_tokens_cap: int | None = None
+    task: TaskSpec, tokenizer: PreTrainedTokenizerBase, max_new_tokens_cap: int | None = None
 ) -> GenerationSettings:
     """Decoding settings for a dataset: its ``max_new_tokens`` and, for samsum, the newline stop.
 
@@ -191,7 +197,7 @@ def generation_settings(
     return GenerationSettings(max_new_tokens=max_new, stop_token_ids=(int(newline_id),), min_new_tokens=1)
 
 
-def postprocess(task: LongBenchTask, prediction: str, chat_style: str = "none") -> str:
+def postprocess(task: TaskSpec, prediction: str, chat_style: str = "none") -> str:
     """Model-specific clean-up of a decoded prediction (pred.py's ``post_process``).
 
     Only XGen needs one: its output is stripped and "Assistant:" removed. The first-line cut of

@@ -1,96 +1,51 @@
-"""Registry of the LongBench v1 English datasets (and of lazybench's synthetic probes).
+"""The task tables: every dataset's protocol (`TaskSpec`), by name, and the benchmarks that own them.
 
-Every protocol decision that differs per dataset (template, metric, output length, whether the
-chat wrapper is applied, first-line cut, newline stop) lives in one frozen `LongBenchTask`, so
-the prompt builder, the runner and the scorer cannot disagree about a dataset. Templates and
-output lengths are read from LongBench's own config files (shipped verbatim as package data) so
-that prompts are byte-identical to the official `pred.py`.
+A benchmark (LongBench v1, the synthetic probes, ...) is an object of `lazybench.tasks.benchmark`;
+registering it puts its datasets' specs here, so that the prompt builder, the runner and the scorer
+look a dataset up in one place and cannot disagree about it. Dataset names are global.
+
+LongBench v1's protocol is declared below, one line per dataset (category, metric and the
+pred.py/eval.py rules that differ per dataset); its templates and output lengths are read from
+LongBench's own config files (shipped verbatim as package data), so that prompts are byte-identical
+to the official `pred.py`.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import cache
 from importlib.resources import files
+from typing import TYPE_CHECKING
 
 from lazybench.tasks.errors import UnknownTaskError
 
-#: The six LongBench categories, with the English datasets of each (paper order).
-CATEGORIES: dict[str, list[str]] = {
-    "single_doc_qa": ["narrativeqa", "qasper", "multifieldqa_en"],
-    "multi_doc_qa": ["hotpotqa", "2wikimqa", "musique"],
-    "summarization": ["gov_report", "qmsum", "multi_news"],
-    "few_shot": ["trec", "triviaqa", "samsum"],
-    "synthetic": ["passage_count", "passage_retrieval_en"],
-    "code_completion": ["lcc", "repobench-p"],
-}
-
-#: All 16 English datasets, in paper order.
-PAPER_DATASETS: tuple[str, ...] = tuple(name for names in CATEGORIES.values() for name in names)
+if TYPE_CHECKING:
+    from lazybench.tasks.benchmark import Benchmark
 
 #: Category of the synthetic probes (passkey, needle); deliberately not in CATEGORIES, so probe
 #: scores never leak into a paper-comparable category average.
 PROBE_CATEGORY = "probe"
 
-#: Metric names understood by `lazybench.tasks.metrics.METRICS`.
-METRIC_NAMES: frozenset[str] = frozenset(
-    {"qa_f1", "rouge_l", "classification", "retrieval", "count", "code_sim", "passkey", "contains"}
-)
-
-_METRIC_BY_DATASET: dict[str, str] = {
-    "narrativeqa": "qa_f1",
-    "qasper": "qa_f1",
-    "multifieldqa_en": "qa_f1",
-    "hotpotqa": "qa_f1",
-    "2wikimqa": "qa_f1",
-    "musique": "qa_f1",
-    "gov_report": "rouge_l",
-    "qmsum": "rouge_l",
-    "multi_news": "rouge_l",
-    "trec": "classification",
-    "triviaqa": "qa_f1",
-    "samsum": "rouge_l",
-    "passage_count": "count",
-    "passage_retrieval_en": "retrieval",
-    "lcc": "code_sim",
-    "repobench-p": "code_sim",
-}
-
-# pred.py: "chat models are better off without build prompts on these tasks".
-_NO_CHAT = frozenset({"trec", "triviaqa", "samsum", "lcc", "repobench-p"})
-# eval.py cuts these predictions to their first line before scoring.
-_FIRST_LINE = frozenset({"trec", "triviaqa", "samsum"})
-# pred.py stops samsum at a newline (the model otherwise keeps writing "\nDialogue: ...").
-_STOP_ON_NEWLINE = frozenset({"samsum"})
-
-# Templates of the probes (lazybench's own, not LongBench's). They use the same {context}/{input}
-# slots so that the one prompt builder serves datasets and probes alike.
-PASSKEY_TEMPLATE = (
-    "There is an important piece of information hidden inside a lot of irrelevant text. "
-    "Find it and memorize it. I will quiz you about the important information there.\n\n"
-    "{context}\n\n{input}"
-)
-NEEDLE_TEMPLATE = (
-    "A fact is hidden somewhere in the long text below. Read the text, then answer the question "
-    "about that fact. Only give me the answer and do not output any other words.\n\n"
-    "{context}\n\nQuestion: {input}\nAnswer:"
-)
-
 
 @dataclass(frozen=True)
-class LongBenchTask:
-    """Everything the protocol fixes for one dataset (or probe).
+class TaskSpec:
+    """Everything the protocol fixes for one dataset of a benchmark.
 
     Attributes:
-        name: dataset name as in LongBench (``"2wikimqa"``, ``"repobench-p"``...).
-        category: one of `CATEGORIES`' keys, or ``"probe"``.
-        metric: a name in `METRIC_NAMES`.
-        max_new_tokens: generation budget from ``dataset2maxlen.json``.
+        name: dataset name, as the benchmark spells it (``"2wikimqa"``, ``"repobench-p"``, ``"passkey"``).
+        category: the category its score averages into (LongBench's six, ``"probe"``, ...).
+        metric: a name in `lazybench.tasks.metrics.METRICS` (checked when the benchmark registers).
+        max_new_tokens: generation budget (LongBench: ``dataset2maxlen.json``).
         template: prompt template with ``{context}`` and ``{input}`` slots.
-        chat: whether the chat wrapper is applied (False for the few-shot and code datasets).
+        chat: whether the chat wrapper is applied (False for LongBench's few-shot and code datasets).
         first_line_only: whether the prediction is cut to its first line before scoring.
         stop_on_newline: whether generation also stops at a newline token (samsum).
+        middle_truncation: whether a prompt over the model's ``max_length`` is middle-truncated
+            (LongBench); False keeps it whole, for rows whose length is the variable measured
+            (probes: a cut would remove the needle). The model's context limit applies either way.
+        record_meta: keys of a row's ``Example.meta`` copied into its records' ``extra`` (probes:
+            depth and length, which the analysis plots).
+        benchmark: name of the registered benchmark that owns the dataset.
     """
 
     name: str
@@ -98,15 +53,16 @@ class LongBenchTask:
     metric: str
     max_new_tokens: int
     template: str
-    chat: bool
-    first_line_only: bool
-    stop_on_newline: bool
+    chat: bool = True
+    first_line_only: bool = False
+    stop_on_newline: bool = False
+    middle_truncation: bool = True
+    record_meta: tuple[str, ...] = ()
+    benchmark: str = "longbench"
 
     def __post_init__(self) -> None:
-        if self.metric not in METRIC_NAMES:
-            raise ValueError(f"task {self.name!r}: unknown metric {self.metric!r}")
-        if self.category not in CATEGORIES and self.category != PROBE_CATEGORY:
-            raise ValueError(f"task {self.name!r}: unknown category {self.category!r}")
+        if not self.category:
+            raise ValueError(f"task {self.name!r}: empty category")
         if self.max_new_tokens <= 0:
             raise ValueError(f"task {self.name!r}: max_new_tokens must be positive")
         if "{context}" not in self.template:
@@ -114,7 +70,7 @@ class LongBenchTask:
 
     @property
     def is_probe(self) -> bool:
-        """True for lazybench's synthetic probes, which have no hub/jsonl data."""
+        """True for lazybench's synthetic probes, whose rows are generated, not read from files."""
         return self.category == PROBE_CATEGORY
 
     def fill(self, context: str, question: str) -> str:
@@ -125,62 +81,99 @@ class LongBenchTask:
         return self.template.format(context=context, input=question)
 
 
+#: The old name, from when every task was a LongBench dataset.
+LongBenchTask = TaskSpec
+
+
+# --- LongBench v1 ----------------------------------------------------------------------------------
+
+
+#: LongBench v1's 16 English datasets, in paper order: (dataset, category, metric, the rules where it
+#: departs from `TaskSpec`'s defaults). metric: eval.py's ``dataset2metric``; ``chat=False``: pred.py
+#: leaves the prompt unwrapped ("chat models are better off without build prompts on these tasks");
+#: ``first_line_only``: eval.py scores the first line of the prediction; ``stop_on_newline``: pred.py
+#: stops samsum at a newline (the model otherwise goes on with "\nDialogue:"). Templates and output
+#: lengths: LongBench's config files (`longbench_specs`).
+LONGBENCH_RULES: tuple[tuple[str, str, str, dict[str, bool]], ...] = (
+    ("narrativeqa", "single_doc_qa", "qa_f1", {}),
+    ("qasper", "single_doc_qa", "qa_f1", {}),
+    ("multifieldqa_en", "single_doc_qa", "qa_f1", {}),
+    ("hotpotqa", "multi_doc_qa", "qa_f1", {}),
+    ("2wikimqa", "multi_doc_qa", "qa_f1", {}),
+    ("musique", "multi_doc_qa", "qa_f1", {}),
+    ("gov_report", "summarization", "rouge_l", {}),
+    ("qmsum", "summarization", "rouge_l", {}),
+    ("multi_news", "summarization", "rouge_l", {}),
+    ("trec", "few_shot", "classification", {"chat": False, "first_line_only": True}),
+    ("triviaqa", "few_shot", "qa_f1", {"chat": False, "first_line_only": True}),
+    ("samsum", "few_shot", "rouge_l", {"chat": False, "first_line_only": True, "stop_on_newline": True}),
+    ("passage_count", "synthetic", "count", {}),
+    ("passage_retrieval_en", "synthetic", "retrieval", {}),
+    ("lcc", "code_completion", "code_sim", {"chat": False}),
+    ("repobench-p", "code_completion", "code_sim", {"chat": False}),
+)
+
+#: The six LongBench categories, with the English datasets of each (paper order).
+CATEGORIES: dict[str, list[str]] = {}
+for _name, _category, _, _ in LONGBENCH_RULES:
+    CATEGORIES.setdefault(_category, []).append(_name)
+
+#: All 16 English datasets, in paper order.
+PAPER_DATASETS: tuple[str, ...] = tuple(rule[0] for rule in LONGBENCH_RULES)
+
+
 def _load_config(filename: str) -> dict:
     resource = files("lazybench") / "data" / "longbench" / filename
     return json.loads(resource.read_text(encoding="utf-8"))
 
 
-@cache
-def _tasks() -> dict[str, LongBenchTask]:
+def longbench_specs() -> tuple[TaskSpec, ...]:
+    """LongBench's specs: the rules above joined with the upstream templates and output lengths."""
     prompts = _load_config("dataset2prompt.json")
     maxlen = _load_config("dataset2maxlen.json")
-    tasks: dict[str, LongBenchTask] = {}
-    for category, names in CATEGORIES.items():
-        for name in names:
-            tasks[name] = LongBenchTask(
-                name=name,
-                category=category,
-                metric=_METRIC_BY_DATASET[name],
-                max_new_tokens=int(maxlen[name]),
-                template=prompts[name],
-                chat=name not in _NO_CHAT,
-                first_line_only=name in _FIRST_LINE,
-                stop_on_newline=name in _STOP_ON_NEWLINE,
-            )
-    for name, metric, max_new, template in (
-        ("passkey", "passkey", 16, PASSKEY_TEMPLATE),
-        ("needle", "contains", 32, NEEDLE_TEMPLATE),
-    ):
-        tasks[name] = LongBenchTask(
-            name=name,
-            category=PROBE_CATEGORY,
-            metric=metric,
-            max_new_tokens=max_new,
-            template=template,
-            chat=True,
-            first_line_only=False,
-            stop_on_newline=False,
-        )
-    return tasks
+    return tuple(
+        TaskSpec(name, category, metric, int(maxlen[name]), prompts[name], benchmark="longbench", **rules)
+        for name, category, metric, rules in LONGBENCH_RULES
+    )
 
 
-#: Names of the synthetic probes.
-PROBE_TASKS: tuple[str, ...] = ("passkey", "needle")
+# --- the tables ------------------------------------------------------------------------------------
+
+#: Registered benchmarks by name (filled by `lazybench.tasks.benchmark.register_benchmark`).
+BENCHMARKS: dict[str, Benchmark] = {}
+_TASKS: dict[str, TaskSpec] = {}
+
+
+def add_benchmark(benchmark: Benchmark, specs: tuple[TaskSpec, ...]) -> None:
+    """Enter a benchmark and its datasets' specs (use `register_benchmark`, which checks them first)."""
+    for spec in specs:
+        owner = _TASKS.get(spec.name)
+        if owner is not None and owner.benchmark != benchmark.name:
+            raise ValueError(f"dataset {spec.name!r} of {benchmark.name!r} is already {owner.benchmark!r}'s")
+    BENCHMARKS[benchmark.name] = benchmark
+    _TASKS.update({spec.name: spec for spec in specs})
 
 
 def list_tasks(include_probes: bool = True) -> list[str]:
-    """Registered task names: the 16 datasets in paper order, then (optionally) the probes."""
-    return list(PAPER_DATASETS) + (list(PROBE_TASKS) if include_probes else [])
+    """Registered dataset names, benchmark by benchmark (LongBench's 16 first, in paper order)."""
+    return [name for name, spec in _TASKS.items() if include_probes or not spec.is_probe]
 
 
-def get_task(name: str) -> LongBenchTask:
-    """Look a dataset or probe up by name; raise `UnknownTaskError` listing the known names."""
+def get_task(name: str | TaskSpec) -> TaskSpec:
+    """Look a dataset up by name (a spec is returned as is); `UnknownTaskError` lists the known names."""
+    if isinstance(name, TaskSpec):
+        return name
     try:
-        return _tasks()[name]
+        return _TASKS[name]
     except (KeyError, TypeError):
         raise UnknownTaskError("task", str(name), list_tasks()) from None
 
 
+def benchmark_of(task: str | TaskSpec) -> Benchmark:
+    """The benchmark that owns a dataset."""
+    return BENCHMARKS[get_task(task).benchmark]
+
+
 def category_of(name: str) -> str:
-    """Category of a dataset or probe (``"probe"`` for probes)."""
+    """Category of a dataset (``"probe"`` for probes)."""
     return get_task(name).category

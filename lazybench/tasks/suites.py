@@ -2,21 +2,31 @@
 
 A suite is what a runner iterates over: for each dataset, `Suite.examples` gives the rows and
 `Suite.max_new_tokens` the generation budget. Built-ins cover the paper (all 16 datasets),
-per-family subsets, and a ``smoke`` suite small enough for a CPU demo (one row of six datasets,
-at most 32 new tokens). User suites come from config dicts via `Suite.from_dict`, validated so a
-typo fails at load time rather than after an hour of generation.
+per-family subsets and a ``smoke`` suite small enough for a CPU demo (one row of six datasets,
+at most 32 new tokens). Other suites come from config dicts via `Suite.from_dict` (the runner's
+``conf/suite/*.yaml``), validated so a typo fails at load time rather than after an hour of
+generation. A suite may hold datasets of any registered benchmark; a benchmark that takes options
+gets them under its name (``conf/suite/probes.yaml``: ``probes: {depths: ..., lengths: ...}``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from lazybench.tasks.data import Example, load_examples
+from lazybench.tasks.data import Example, select_examples
 from lazybench.tasks.errors import UnknownTaskError
-from lazybench.tasks.registry import CATEGORIES, PAPER_DATASETS, LongBenchTask, get_task
+from lazybench.tasks.registry import (
+    BENCHMARKS,
+    CATEGORIES,
+    PAPER_DATASETS,
+    TaskSpec,
+    benchmark_of,
+    get_task,
+    list_tasks,
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +40,8 @@ class Suite:
         seed: None takes the first ``limit`` rows; an int a seeded subset (see `load_examples`).
         max_new_tokens_cap: upper bound on every dataset's ``max_new_tokens`` (None: the
             protocol's values). Capped runs are not paper-comparable for long-output datasets.
+        options: options of the datasets' benchmarks, by benchmark name (``{"probes": ProbeGrid}``),
+            as each benchmark's `check_options` returns them.
     """
 
     name: str
@@ -37,6 +49,7 @@ class Suite:
     limit: int | None = None
     seed: int | None = None
     max_new_tokens_cap: int | None = None
+    options: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.datasets, str):
@@ -44,9 +57,7 @@ class Suite:
         object.__setattr__(self, "datasets", tuple(self.datasets))
         if not self.datasets:
             raise ValueError(f"suite {self.name!r}: no datasets")
-        for name in self.datasets:
-            if get_task(name).is_probe:
-                raise ValueError(f"suite {self.name!r}: {name!r} is a probe; use make_probe_examples()")
+        self._check_options()
         if len(set(self.datasets)) != len(self.datasets):
             raise ValueError(f"suite {self.name!r}: duplicate datasets in {self.datasets}")
         for key in ("limit", "seed", "max_new_tokens_cap"):
@@ -58,14 +69,37 @@ class Suite:
         if self.max_new_tokens_cap is not None and self.max_new_tokens_cap <= 0:
             raise ValueError(f"suite {self.name!r}: max_new_tokens_cap must be positive or None")
 
+    def _check_options(self) -> None:
+        """Each benchmark of the suite checks (and normalises) its options; others are refused."""
+        by_benchmark: dict[str, list[str]] = {}
+        for name in self.datasets:
+            by_benchmark.setdefault(benchmark_of(name).name, []).append(name)
+        stray = sorted(set(self.options) - set(by_benchmark))
+        if stray:
+            raise ValueError(
+                f"suite {self.name!r}: options for {stray}, whose datasets the suite does not hold"
+            )
+        checked = {}
+        for bench, names in by_benchmark.items():
+            try:
+                value = BENCHMARKS[bench].check_options(self.options.get(bench), names)
+            except TypeError as err:
+                raise TypeError(f"suite {self.name!r}: {err}") from None
+            except ValueError as err:
+                raise ValueError(f"suite {self.name!r}: {err}") from None
+            if value is not None:
+                checked[bench] = value
+        object.__setattr__(self, "options", checked)
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Suite:
         """Build a suite from config, e.g. ``{"name": "mine", "datasets": ["hotpotqa", "few_shot"]}``.
 
         ``datasets`` may name datasets or categories (expanded in paper order), or be the string
-        ``"all"``. Unknown keys and unknown names raise (`UnknownTaskError` for names).
+        ``"all"``. A benchmark's options go under its name (``"probes": {"depths": ..., ...}``).
+        Unknown keys and unknown names raise (`UnknownTaskError` for names).
         """
-        allowed = {f.name for f in fields(cls)}
+        allowed = {f.name for f in fields(cls)} - {"options"} | set(BENCHMARKS)
         unknown = set(data) - allowed
         if unknown:
             raise ValueError(f"unknown suite keys {sorted(unknown)}; allowed: {sorted(allowed)}")
@@ -73,32 +107,46 @@ class Suite:
             raise ValueError("a suite needs 'name' and 'datasets'")
         return cls(
             name=str(data["name"]),
-            datasets=expand_datasets(data["datasets"]),
+            datasets=expand_datasets(data["datasets"], every_benchmark=True),
             limit=data.get("limit"),
             seed=data.get("seed"),
             max_new_tokens_cap=data.get("max_new_tokens_cap"),
+            options={k: v for k, v in data.items() if k in BENCHMARKS and v is not None},
         )
 
-    def tasks(self) -> list[LongBenchTask]:
+    def tasks(self) -> list[TaskSpec]:
         """The suite's tasks, in run order."""
         return [get_task(name) for name in self.datasets]
 
-    def max_new_tokens(self, task: LongBenchTask | str) -> int:
+    def max_new_tokens(self, task: TaskSpec | str) -> int:
         """The dataset's ``max_new_tokens``, capped by ``max_new_tokens_cap``."""
         task = get_task(task) if isinstance(task, str) else task
         if self.max_new_tokens_cap is None:
             return task.max_new_tokens
         return min(task.max_new_tokens, self.max_new_tokens_cap)
 
-    def examples(self, dataset: str, data_dir: str | Path | None = None) -> list[Example]:
-        """Rows of one dataset of the suite, with the suite's limit and seed applied."""
+    def examples(
+        self, dataset: str, data_dir: str | Path | None = None, *, tokenizer: Any = None
+    ) -> list[Example]:
+        """Rows of one dataset of the suite, from its benchmark, with the suite's limit and seed applied.
+
+        ``tokenizer``: the model's, needed by benchmarks whose rows are measured in tokens (probes)."""
         if dataset not in self.datasets:
             raise UnknownTaskError(f"dataset of suite {self.name!r}", dataset, self.datasets)
-        return load_examples(dataset, data_dir=data_dir, limit=self.limit, seed=self.seed)
+        bench = benchmark_of(dataset)
+        rows = bench.load_rows(
+            dataset, data_dir=data_dir, tokenizer=tokenizer, options=self.options.get(bench.name)
+        )
+        return select_examples(rows, self.limit, self.seed)
 
 
-def expand_datasets(spec: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """Resolve dataset/category names (or ``"all"``) to dataset names, deduplicated, in order."""
+def expand_datasets(
+    spec: str | list[str] | tuple[str, ...], every_benchmark: bool = False
+) -> tuple[str, ...]:
+    """Resolve dataset/category names (or ``"all"``: LongBench's 16) to dataset names, deduplicated,
+    in order. LongBench datasets only, unless ``every_benchmark`` (suites: ``passkey``, ``needle``...);
+    tools that read LongBench files (profiler, lengths) keep the default."""
+    known = list_tasks() if every_benchmark else list(PAPER_DATASETS)
     items = [spec] if isinstance(spec, str) else list(spec)
     out: list[str] = []
     for item in items:
@@ -107,8 +155,8 @@ def expand_datasets(spec: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
         elif item in CATEGORIES:
             names = CATEGORIES[item]
         else:
-            if item not in PAPER_DATASETS:
-                raise UnknownTaskError("dataset", str(item), [*PAPER_DATASETS, *CATEGORIES, "all"])
+            if item not in known:
+                raise UnknownTaskError("dataset", str(item), [*known, *CATEGORIES, "all"])
             names = [item]
         out.extend(n for n in names if n not in out)
     return tuple(out)
