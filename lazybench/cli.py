@@ -10,7 +10,7 @@ LazyLLM, then prints a per-category table and writes summaries and a speed/accur
     lazybench -m 'method.schedule.keep=[0.8,0.5,0.2],[0.6,0.3,0.1]' hydra/launcher=joblib
     lazybench --cfg job          # print the composed config and exit
 
-Subcommands outside Hydra: `lazybench profile|lm-eval|lengths|analyze ...` (each has --help).
+Subcommands outside Hydra: `lazybench profile|lm-eval|lengths|analyze|rescore|protocol ...` (each has --help).
 
 Configuration mistakes are reported as one line on stderr (exit status 2) before any model loads.
 """
@@ -87,6 +87,7 @@ SUBCOMMANDS = {
     "lengths": ("lazybench.tasks.lengths", "main"),  # prompt-length distribution per dataset
     "analyze": ("lazybench.analysis.cli", "main"),  # tables and plots from run folders
     "rescore": ("lazybench.runner.rescore", "main"),  # re-score finished runs with the current metrics
+    "protocol": ("lazybench.protocol.cli", "main"),  # choose operating points; Tables 1-2, Figure 5 at them
 }
 
 

@@ -59,11 +59,12 @@ def describe(plan: RunPlan, config, rates: dict[str, float] | None = None) -> st
         (r["example_id"], r["method_label"], r["repeat"])
         for r in read_records(plan.run_dir / RECORDS_FILE).records
     }
-    units_per_row = sum(m.repeats for m in plan.methods)
+    units = sum(m.repeats for row in plan.rows for m in plan.methods if m.runs_on(row.task.category))
     pending = seconds = 0.0
     for row in plan.rows:
         todo = sum(
-            (row.id, m.label, r) not in done for m in plan.methods for r in range(m.repeats)
+            (row.id, m.label, r) not in done
+            for m in plan.methods if m.runs_on(row.task.category) for r in range(m.repeats)
         )  # fmt: skip
         pending += todo
         seconds += todo * unit_seconds(len(row.prompt.input_ids), row.settings.max_new_tokens)
@@ -89,8 +90,12 @@ def describe(plan: RunPlan, config, rates: dict[str, float] | None = None) -> st
         if tokens
         else "prompt tokens: no rows",
         "methods: "
-        + ", ".join(f"{m.label} x{m.repeats}" if m.repeats > 1 else m.label for m in plan.methods),
-        f"units: {len(plan.rows) * units_per_row} in all, {int(pending)} pending "
+        + ", ".join(
+            (f"{m.label} x{m.repeats}" if m.repeats > 1 else m.label)
+            + (f" (on {'/'.join(m.categories)})" if m.categories else "")
+            for m in plan.methods
+        ),
+        f"units: {units} in all, {int(pending)} pending "
         f"({len(done)} already recorded), plus {plan.cfg.warmups} warm-up(s) per method",
         f"estimated time: {seconds / 3600:.2f} h ({seconds:.0f} s) -- upper bound: every unit costed as full "
         f"prefill at {rate['prefill_tflops']} TFLOP/s effective plus the full output budget at "
@@ -102,7 +107,11 @@ def describe(plan: RunPlan, config, rates: dict[str, float] | None = None) -> st
 
 
 def dry_run(cfg) -> str:
+    from lazybench.protocol.phases import protocol_text
     from lazybench.runner.config import to_plain
 
     plan = prepare(cfg)
-    return describe(plan, plan.model_config, to_plain(cfg.get("estimate")) or None)
+    rates = to_plain(cfg.get("estimate")) or None
+    text = describe(plan, plan.model_config, rates)
+    extra = protocol_text(cfg, plan, rates, text)  # a sweep's settings; both phases of a protocol preset
+    return text + ("\n" + extra if extra else "")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from lazybench.tasks.data import Example, load_examples
+from lazybench.tasks.data import Example, load_examples, select_examples
 from lazybench.tasks.errors import UnknownTaskError
 from lazybench.tasks.registry import CATEGORIES, PAPER_DATASETS, LongBenchTask, get_task
 
@@ -90,11 +90,16 @@ class Suite:
             return task.max_new_tokens
         return min(task.max_new_tokens, self.max_new_tokens_cap)
 
-    def examples(self, dataset: str, data_dir: str | Path | None = None) -> list[Example]:
-        """Rows of one dataset of the suite, with the suite's limit and seed applied."""
+    def examples(self, dataset: str, data_dir: str | Path | None = None, split: Any = None) -> list[Example]:
+        """Rows of one dataset of the suite, with the suite's limit and seed applied.
+
+        `split` (a `lazybench.protocol.split.RowSplit`, or anything with `select(examples)`) keeps
+        one part of a dev/test split first, so `limit` counts rows of that part."""
         if dataset not in self.datasets:
             raise UnknownTaskError(f"dataset of suite {self.name!r}", dataset, self.datasets)
-        return load_examples(dataset, data_dir=data_dir, limit=self.limit, seed=self.seed)
+        if split is None:
+            return load_examples(dataset, data_dir=data_dir, limit=self.limit, seed=self.seed)
+        return select_examples(split.select(load_examples(dataset, data_dir=data_dir)), self.limit, self.seed)
 
 
 def expand_datasets(spec: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
