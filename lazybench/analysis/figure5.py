@@ -17,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from lazybench.analysis.paper import PAPER_CATEGORIES, check_paper_model, paper_method, paper_table1  # noqa: E402
 from lazybench.analysis.protocol_tables import FAMILY_ORDER  # noqa: E402
@@ -72,7 +73,7 @@ def figure5(
                        zorder=6, label="chosen")  # fmt: skip
         if ref is not None:
             for line in ref[ref["category"] == category].itertuples(index=False):
-                family = next((f for f in families if paper_method(f) == line.method), None)
+                family = next((f for f in COLORS if paper_method(f) == line.method), None)
                 ax.scatter([line.speed], [line.relative], marker="X", s=70, color=COLORS.get(family, "black"),
                            edgecolors="black", lw=0.5, zorder=7)  # fmt: skip
             ax.scatter([], [], marker="X", color="white", edgecolors="black", label=f"paper ({paper})")
@@ -81,6 +82,8 @@ def figure5(
         ax.axvline(1.0, color="0.8", lw=0.8)
         ax.set_title(category.replace("_", " "))
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if round(v * 10) % 5 == 0 else ""))
         ax.set_xlabel(f"{'FLOP-ideal ' if speed == 'flop_speedup' else ''}TTFT speedup (x)")
         ax.set_ylabel(Y_LABELS[y])
         ax.grid(alpha=0.3)

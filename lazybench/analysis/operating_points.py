@@ -124,10 +124,13 @@ class Rule:
 
     @classmethod
     def from_config(cls, data: dict[str, Any] | None) -> Rule:
-        data = {k: v for k, v in (data or {}).items() if k in cls.__dataclass_fields__ and v is not None}
-        if "rule" in (data or {}):
+        data = dict(data or {})
+        if "rule" in data:  # configs and the command line say `rule`
             data["kind"] = data.pop("rule")
-        return cls(**data)
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown selection keys {unknown}; allowed: rule, {', '.join(list(cls.__dataclass_fields__)[1:])}")
+        return cls(**{k: v for k, v in data.items() if v is not None})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
