@@ -32,7 +32,7 @@ from typing import Any
 import pandas as pd
 
 from lazybench import aggregate as agg
-from lazybench.columns import BASELINE, group_sort_key
+from lazybench.columns import BASELINE, PAPER_CATEGORIES, group_sort_key
 
 RULES = ("score", "fidelity", "target")
 SPEEDS = ("ttft_speedup", "flop_speedup")
@@ -78,10 +78,11 @@ def output_agreement(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def candidates(records: pd.DataFrame, summary: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Every non-baseline setting's category lines, with `family` (the method's registry name), the
+    """Every non-baseline setting's lines in the paper's categories, with `family` (the method's registry name), the
     FLOP-ideal speedup and the whole-output agreement columns (CANDIDATE_COLUMNS)."""
     summary = agg.summarize(records) if summary is None else summary
     lines = agg.select_level(summary, "category")
+    lines = lines[lines["group"].isin(PAPER_CATEGORIES)]  # the paper's categories (not probes)
     base = lines["method"].eq(BASELINE) | lines["method_label"].eq(BASELINE)
     out = lines[~base].copy()
     out["family"] = out["method"]
@@ -129,7 +130,9 @@ class Rule:
             data["kind"] = data.pop("rule")
         unknown = sorted(set(data) - set(cls.__dataclass_fields__))
         if unknown:
-            raise ValueError(f"unknown selection keys {unknown}; allowed: rule, {', '.join(list(cls.__dataclass_fields__)[1:])}")
+            raise ValueError(
+                f"unknown selection keys {unknown}; allowed: rule, {', '.join(list(cls.__dataclass_fields__)[1:])}"
+            )
         return cls(**{k: v for k, v in data.items() if v is not None})
 
     def to_dict(self) -> dict[str, Any]:

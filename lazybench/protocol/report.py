@@ -30,6 +30,13 @@ SELECTION_COLUMNS = ["category", "family", "method_label", "passes", "n_rows", "
                      "ttft_speedup", "flop_speedup", "rouge_l_vs_baseline", "prefix_agreement"]  # fmt: skip
 
 
+def _shown(path: Path) -> str:
+    """A path as the points config records it: relative to the working directory when inside it
+    (a committed config then works from any checkout), else absolute."""
+    resolved, here = path.resolve(), Path.cwd().resolve()
+    return str(resolved.relative_to(here)) if resolved.is_relative_to(here) else str(resolved)
+
+
 @dataclass
 class Selection:
     path: Path  # the points config written
@@ -62,7 +69,7 @@ def select_points(
     chosen = select(cands, rule)
     split = RowSplit.from_config(cfg.get("split"))
     source = {
-        "run": str(run.resolve()),
+        "run": _shown(run),
         "model": str(records["model"].iloc[0]),
         "rows": int(records["example_id"].nunique()),
         "split": {"part": split.part, "dev_fraction": split.dev_fraction, "seed": split.seed},
