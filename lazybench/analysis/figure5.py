@@ -76,7 +76,7 @@ def figure5(
                 family = next((f for f in COLORS if paper_method(f) == line.method), None)
                 ax.scatter([line.speed], [line.relative], marker="X", s=70, color=COLORS.get(family, "black"),
                            edgecolors="black", lw=0.5, zorder=7)  # fmt: skip
-            ax.scatter([], [], marker="X", color="white", edgecolors="black", label=f"paper ({paper})")
+            ax.scatter([], [], marker="X", color="white", edgecolors="black", label=f"paper's Table 1 ({paper}, measured TTFT)")
         if here[y].isna().all():
             ax.text(0.5, 0.5, "baseline scores 0:\nno relative score", transform=ax.transAxes, ha="center")
         ax.axvline(1.0, color="0.8", lw=0.8)
@@ -94,10 +94,10 @@ def figure5(
         for handle, label in zip(*ax.get_legend_handles_labels()):
             legend.setdefault(label, handle)
     handles, labels = list(legend.values()), list(legend)
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8, frameon=False)
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 9), fontsize=8, frameon=False)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0.06, 1, 0.96 if title else 1))
+    fig.tight_layout(rect=(0, 0.09 if rows == 1 else 0.05, 1, 0.95 if title else 1))
     return fig
 
 
