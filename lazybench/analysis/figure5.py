@@ -76,7 +76,8 @@ def figure5(
                 family = next((f for f in COLORS if paper_method(f) == line.method), None)
                 ax.scatter([line.speed], [line.relative], marker="X", s=70, color=COLORS.get(family, "black"),
                            edgecolors="black", lw=0.5, zorder=7)  # fmt: skip
-            ax.scatter([], [], marker="X", color="white", edgecolors="black", label=f"paper's Table 1 ({paper}, measured TTFT)")
+            paper_label = f"paper's Table 1 ({paper}, measured TTFT)"
+            ax.scatter([], [], marker="X", color="white", edgecolors="black", label=paper_label)
         if here[y].isna().all():
             ax.text(0.5, 0.5, "baseline scores 0:\nno relative score", transform=ax.transAxes, ha="center")
         ax.axvline(1.0, color="0.8", lw=0.8)
