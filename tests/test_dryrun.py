@@ -58,18 +58,21 @@ def test_paper_preset_dry_run_offline_says_hub_rows_and_gpu_hours(preset, shape,
     text = dry_run(compose_cfg([f"experiment={preset}", "dry_run=true"]))
     assert "partial, not everything is available here:" in text
     assert (
-        "data: LongBench (hub: THUDM/LongBench@refs/convert/parquet), 3,750 rows "
-        "(LongBench's published sizes; not downloaded)"
+        "data: LongBench (hub: THUDM/LongBench@refs/convert/parquet), 1,875 rows "
+        "(LongBench's published sizes; not downloaded); about 50% of them, the dev part of the split"
     ) in text
-    assert "multifieldqa_en 150" in text and "lcc 500" in text and "repobench-p 500" in text
-    assert "units: 48750 in all" in text  # 3,750 rows x (7 methods + random drop's 5 seeds)
+    # the dev phase of the protocol: half the rows (expected share of the id split), every family's settings
+    assert "about 50% of them, the dev part of the split" in text
+    assert "multifieldqa_en 75" in text and "lcc 250" in text and "repobench-p 250" in text
+    assert "phase 1 of 2" in text and "phase 2 of 2" in text
     for device in ("A100", "H100"):
         total, per = _hours(text, device)
-        assert len(per) == 9 and math.isclose(total, sum(per.values()), abs_tol=0.05)
-        assert per["random_drop[0.6] x5"] > 4 * per["baseline"]  # five seeds
+        assert math.isclose(total, sum(per.values()), abs_tol=0.05)
+        families = {label.split("[")[0] for label in per}
+        assert {"baseline", "lazyllm", "static", "random_drop", "gemfilter", "h2o"} <= families
     a100, _ = _hours(text, "A100")
     h100, _ = _hours(text, "H100")
-    assert 20 < h100 < a100 < 200  # tens of GPU-hours: host-bound decoding of a 7B
+    assert 20 < h100 < a100 < 1000  # a 7B's dev sweep: tens to hundreds of GPU-hours (host-bound decoding)
 
 
 def test_paper_xgen_dry_run_names_a_missing_tiktoken(monkeypatch, no_model_load):

@@ -135,7 +135,9 @@ def test_split_is_deterministic_disjoint_and_per_row(longbench_dir):
     ]  # per row
     assert {r.id for r in RowSplit("dev", seed=1).select(rows)} != {r.id for r in dev}
     assert RowSplit("all").select(rows) == rows
-    limited = Suite(name="c", datasets=("lcc",), limit=2).examples("lcc", longbench_dir, RowSplit("test"))
+    limited = Suite(name="c", datasets=("lcc",), limit=2).examples(
+        "lcc", longbench_dir, split=RowSplit("test")
+    )
     assert [r.id for r in limited] == [r.id for r in test[:2]]
 
 

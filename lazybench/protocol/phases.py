@@ -56,8 +56,8 @@ def protocol_outline(cfg: DictConfig) -> str:
             "",
             f"phase 1 of 2 (dev sweep on the dev part of the rows, dev_fraction {split.get('dev_fraction')}): "
             f"families {', '.join(spec.families)}, {spec.points} settings each, solved from the model's "
-            f"shape for FLOP-ideal TTFT speedups {spec.min_speedup}x..{spec.max_speedup}x (listed once the "
-            "model's config can be read)",
+            f"shape for FLOP-ideal TTFT speedups {spec.min_speedup}x..{spec.max_speedup}x (the methods "
+            "line above, where the preset's published shape is known)",
             f"selection: lazybench protocol select <phase-1 run dir> -> conf/experiment/{points}.yaml "
             f"(rule: {rule})",
             f"phase 2 of 2 (test rows at the chosen points): lazybench experiment={points}, "

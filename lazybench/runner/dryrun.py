@@ -165,13 +165,38 @@ def describe(plan: RunPlan, config, rates: dict | None = None) -> str:
     return "\n".join(lines)
 
 
+def _sweep_entries(cfg, shape: ModelShape | None) -> list[dict]:
+    """A sweep's method entries solved from a preset's published shape (none without a shape)."""
+    if not cfg.get("sweep") or shape is None:
+        return []
+    from types import SimpleNamespace
+
+    from lazybench.protocol.sweep import sweep_entries
+
+    config = SimpleNamespace(
+        num_hidden_layers=shape.layers,
+        hidden_size=shape.hidden,
+        num_attention_heads=shape.heads,
+        num_key_value_heads=shape.kv_heads,
+        head_dim=shape.head_dim,
+        intermediate_size=shape.intermediate,
+        vocab_size=shape.vocab,
+    )
+    return sweep_entries(cfg, config)
+
+
 def describe_unavailable(cfg, why: str, rates: dict | None = None) -> str:
     """The run described around what is missing here (see the module docstring)."""
-    from lazybench.runner.config import model_spec, resolve_data_source, resolve_methods, resolve_suite
+    from lazybench.runner.config import (
+        model_spec,
+        resolve_data_source,
+        resolve_methods,
+        resolve_suite,
+        to_plain,
+    )
     from lazybench.runner.run import _default_run_dir
     from lazybench.tasks import HUB, published_sizes
 
-    methods, _ = resolve_methods(cfg)
     suite = resolve_suite(cfg)
     data = resolve_data_source(cfg)
     spec = model_spec(cfg)
@@ -196,6 +221,14 @@ def describe_unavailable(cfg, why: str, rates: dict | None = None) -> str:
         shape = KNOWN_SHAPES.get(spec.name)
         shape_note = "published config.json shape" if shape else "shape unknown here"
     max_length = cfg.model.get("max_length") or cfg.model.get("context_limit")
+    methods, _ = resolve_methods(cfg, _sweep_entries(cfg, shape))
+    split = to_plain(cfg.get("split")) or {}
+    part = split.get("part", "all")
+    if data.kind == HUB and part in ("dev", "test"):  # ids are not here: the split's expected share
+        share = split.get("dev_fraction", 0.5) if part == "dev" else 1 - split.get("dev_fraction", 0.5)
+        counts = {name: round(n * share) for name, n in counts.items()}
+        total = sum(counts.values())
+        sizes_note += f"; about {share:.0%} of them, the {part} part of the split"
     units_per_row = sum(m.repeats for m in methods)
     lines = [
         f"dry run: {_default_run_dir(cfg)} -- partial, not everything is available here: {why}",
