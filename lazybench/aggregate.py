@@ -161,7 +161,8 @@ def records_frame(records: pd.DataFrame | Sequence[dict], run_dir: str | Path | 
         df[name] = [_as_float(v) for v in df[name]] if name in df.columns else math.nan
     df["category"] = [dataset_category(d, c) for d, c in zip(df["dataset"], df["category"])]
     missing = df["data_source"].isna()
-    if missing.any():
+    if missing.any():  # (an all-missing column may have come in as floats: labels need objects)
+        df["data_source"] = df["data_source"].astype(object)
         found = {d: run_data_source(d) for d in df.loc[missing, "run_dir"].unique()}
         df.loc[missing, "data_source"] = df.loc[missing, "run_dir"].map(found)
     return df
