@@ -11,7 +11,7 @@ then prints a per-category table and writes summaries and a speed/accuracy plot 
     lazybench -m 'method.schedule.keep=[0.8,0.5,0.2],[0.6,0.3,0.1]' hydra/launcher=joblib
     lazybench --cfg job          # print the composed config and exit
 
-The other verbs (`VERBS`: analyze, rescore, profile, lengths, lm-eval, bench) each parse their own
+The other verbs (`VERBS`: analyze, rescore, profile, lengths, lm-eval, bench, protocol) each parse their own
 arguments; `lazybench --help` lists them. A verb is a registry entry naming its function by
 "module:function", imported only when the verb runs, so `lazybench --help` stays fast.
 

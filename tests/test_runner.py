@@ -167,7 +167,7 @@ def test_paper_presets(preset):
     assert cfg.warmups == 5 and cfg.suite.name == "paper" and cfg.repeats == 5
     assert cfg.model.max_length == (3500 if preset == "paper_llama2" else 7500)
     assert cfg.model.chat_style == ("llama2" if preset == "paper_llama2" else "xgen")
-    assert cfg.method.name == "lazyllm" and "random_drop" in cfg.methods
+    assert cfg.method.name == "lazyllm" and "random_drop" in cfg.sweep.families  # docs/protocol.md
 
 
 def test_suite_configs_match_builtin_suites():

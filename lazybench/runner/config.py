@@ -15,7 +15,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 #: Keys of a method node that configure the run, not the method class.
-RESERVED_METHOD_KEYS = ("name", "label", "repeats")
+RESERVED_METHOD_KEYS = ("name", "label", "repeats", "categories")
 BASELINE = "baseline"
 #: Model-config keys that may change between a run and its resumption (they do not change outputs).
 _MODEL_KEYS_FREE_ON_RESUME = frozenset({"id", "device", "requires"})
@@ -66,10 +66,15 @@ class MethodEntry:
     params: dict[str, Any]
     method: Any  # lazybench.methods.Method
     repeats: int
+    categories: tuple[str, ...] | None = None  # run only on rows of these categories (None: every row)
 
     @property
     def is_baseline(self) -> bool:
         return self.name == BASELINE
+
+    def runs_on(self, category: str) -> bool:
+        """Whether this method runs on a row of `category` (operating points chosen per category)."""
+        return self.categories is None or category in self.categories
 
 
 def method_defaults(name: str) -> dict[str, Any]:
@@ -118,15 +123,32 @@ def _build(entry: dict[str, Any], where: str, default_repeats: int) -> MethodEnt
         params=_json_normal(method.params()),
         method=method,
         repeats=repeats if method.stochastic else 1,
+        categories=_categories(entry.get("categories"), where),
     )
 
 
-def resolve_methods(cfg: DictConfig) -> tuple[list[MethodEntry], str | None]:
+def _categories(value: Any, where: str) -> tuple[str, ...] | None:
+    """A method entry's `categories` (the paper categories whose rows it runs on), validated."""
+    from lazybench.tasks.registry import CATEGORIES
+
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items or not all(isinstance(c, str) for c in items):
+        raise RunConfigError(f"{where}: categories must be a non-empty list of category names, got {value!r}")
+    unknown = [c for c in items if c not in CATEGORIES]
+    if unknown:
+        raise RunConfigError(f"{where}: unknown category {unknown[0]!r}; choose from {', '.join(CATEGORIES)}")
+    return tuple(dict.fromkeys(items))
+
+
+def resolve_methods(cfg: DictConfig, extra: list[Any] | None = None) -> tuple[list[MethodEntry], str | None]:
     """The run's methods, baseline first, duplicates (same label and params) dropped.
 
     Returns the entries and the label of the method under test (`cfg.method`, or the first
     non-baseline method when `method` is the baseline or absent), which the progress bar and a
-    sweep objective follow.
+    sweep objective follow. `extra`: further entries after `methods` (an operating-point sweep's
+    settings, `lazybench.protocol.sweep`). A duplicate restricted to other categories widens them.
     """
     repeats = cfg.get("repeats", 1)
     if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
@@ -138,6 +160,7 @@ def resolve_methods(cfg: DictConfig) -> tuple[list[MethodEntry], str | None]:
         raise RunConfigError(f"`methods` must be a list of method names or dicts, got {listed!r}")
     raw: list[tuple[str, Any]] = [("baseline (always run)", BASELINE)]
     raw += [(f"methods[{i}]", item) for i, item in enumerate(listed)]
+    raw += [(f"sweep setting {i}", item) for i, item in enumerate(extra or [])]
     primary_raw = cfg.get("method")
     if primary_raw is not None:
         raw.append(("method", primary_raw))
@@ -153,6 +176,9 @@ def resolve_methods(cfg: DictConfig) -> tuple[list[MethodEntry], str | None]:
                     f"{where}: label {built.label!r} is already used by another method configuration "
                     f"({same.name} {same.params}); give one of them a distinct `label`"
                 )
+            if same.categories is not None:
+                wider = None if built.categories is None else (*same.categories, *built.categories)
+                same.categories = None if wider is None else tuple(dict.fromkeys(wider))
         else:
             entries.append(built)
         if where == "method" and not built.is_baseline:
@@ -198,6 +224,17 @@ def resolve_suite(cfg: DictConfig):
         raise RunConfigError(f"suite {data.get('name')!r}: {err}") from None
     except (TypeError, ValueError) as err:
         raise RunConfigError(f"suite {data.get('name')!r}: {err}") from None
+
+
+def resolve_split(cfg: DictConfig):
+    """The run's dev/test row split (`split:`; lazybench.protocol.split), or None for all rows."""
+    from lazybench.protocol.split import RowSplit
+
+    try:
+        split = RowSplit.from_config(to_plain(cfg.get("split")))
+    except (TypeError, ValueError) as err:
+        raise RunConfigError(str(err)) from None
+    return split if split.active else None
 
 
 def absolute(path: str | Path) -> Path:
@@ -257,7 +294,11 @@ def model_spec(cfg: DictConfig):
 def identity(cfg: DictConfig) -> dict[str, Any]:
     """What must not change between a run and its resumption: it decides prompts and outputs."""
     model = {k: v for k, v in (to_plain(cfg.model) or {}).items() if k not in _MODEL_KEYS_FREE_ON_RESUME}
-    return _json_normal({"model": model, "suite": to_plain(cfg.suite), "seed": cfg.get("seed", 0)})
+    out = {"model": model, "suite": to_plain(cfg.suite), "seed": cfg.get("seed", 0)}
+    split = to_plain(cfg.get("split")) or {}
+    if split.get("part", "all") != "all":  # rows of a dev/test split (runs without one stay resumable)
+        out["split"] = split
+    return _json_normal(out)
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -108,11 +108,14 @@ def describe(plan: RunPlan, config, rates: dict | None = None) -> str:
         (r["example_id"], r["method_label"], r["repeat"])
         for r in read_records(plan.run_dir / RECORDS_FILE).records
     }
-    units_per_row = sum(m.repeats for m in plan.methods)
     work: list[Work] = []
+    units = 0
     for row in plan.rows:
         n, new = len(row.prompt.input_ids), row.settings.max_new_tokens
         for m in plan.methods:
+            if not m.runs_on(row.task.category):
+                continue
+            units += m.repeats
             todo = sum((row.id, m.label, r) not in done for r in range(m.repeats))
             if todo:
                 work.append(Work(m, n, new, todo))
@@ -141,8 +144,12 @@ def describe(plan: RunPlan, config, rates: dict | None = None) -> str:
         if tokens
         else "prompt tokens: no rows",
         "methods: "
-        + ", ".join(f"{m.label} x{m.repeats}" if m.repeats > 1 else m.label for m in plan.methods),
-        f"units: {len(plan.rows) * units_per_row} in all, {pending} pending "
+        + ", ".join(
+            (f"{m.label} x{m.repeats}" if m.repeats > 1 else m.label)
+            + (f" (on {'/'.join(m.categories)})" if m.categories else "")
+            for m in plan.methods
+        ),
+        f"units: {units} in all, {pending} pending "
         f"({len(done)} already recorded), plus {plan.cfg.warmups} warm-up(s) per method",
         *estimate_lines(
             work,
@@ -223,6 +230,7 @@ def describe_unavailable(cfg, why: str, rates: dict | None = None) -> str:
 
 
 def dry_run(cfg) -> str:
+    from lazybench.protocol.phases import protocol_outline, protocol_text
     from lazybench.runner.config import NotAvailableHereError, to_plain
 
     rates = to_plain(cfg.get("estimate")) or None
@@ -230,5 +238,9 @@ def dry_run(cfg) -> str:
         plan = prepare(cfg)
     except NotAvailableHereError as err:
         why = " ".join(str(err).split())
-        return describe_unavailable(cfg, why if len(why) <= 300 else why[:297] + "...", rates)
-    return describe(plan, plan.model_config, rates)
+        text = describe_unavailable(cfg, why if len(why) <= 300 else why[:297] + "...", rates)
+        extra = protocol_outline(cfg)  # the phases, without a plan (the model or the hub is not here)
+        return text + ("\n" + extra if extra else "")
+    text = describe(plan, plan.model_config, rates)
+    extra = protocol_text(cfg, plan, rates, text)  # a sweep's settings; both phases of a protocol preset
+    return text + ("\n" + extra if extra else "")

@@ -49,6 +49,7 @@ from lazybench.runner.config import (
     model_spec,
     resolve_data_source,
     resolve_methods,
+    resolve_split,
     resolve_suite,
     resolve_timing,
     to_plain,
@@ -191,9 +192,10 @@ def _build_rows(cfg: DictConfig, suite, data, tokenizer, context_limit, chat_sty
     max_length = m.get("max_length")
     truncate = bool(m.get("truncate", True))
     rows: list[Row] = []
+    split = resolve_split(cfg)
     for task in suite.tasks():
         try:
-            examples = suite.examples(task.name, data_dir=data, tokenizer=tokenizer)
+            examples = suite.examples(task.name, data_dir=data, tokenizer=tokenizer, split=split)
         except DataNotFoundError as err:
             error = NotAvailableHereError if data.kind == HUB else RunConfigError
             raise error(f"dataset {task.name!r}: {err}") from None
@@ -275,6 +277,10 @@ def prepare(cfg: DictConfig, run_dir: str | Path | None = None) -> RunPlan:
 
     tokenizer, text_config = _inspect_model(spec)
     num_layers = int(text_config.num_hidden_layers)
+    if cfg.get("sweep"):  # operating-point families, solved from the model's shape (lazybench.protocol)
+        from lazybench.protocol.sweep import sweep_entries
+
+        methods, primary = resolve_methods(cfg, sweep_entries(cfg, text_config))
     validate_schedules(methods, num_layers)
     context_limit = cfg.model.get("context_limit") or getattr(text_config, "max_position_embeddings", None)
     rows = _build_rows(cfg, suite, data, tokenizer, context_limit, chat_style)
@@ -364,7 +370,14 @@ def _write_run_files(plan: RunPlan, status: str, extra: dict | None = None) -> N
         "data_source": plan.data_source,
         "rows": len(plan.rows),
         "methods": [
-            {"label": m.label, "name": m.name, "params": m.params, "repeats": m.repeats} for m in plan.methods
+            {
+                "label": m.label,
+                "name": m.name,
+                "params": m.params,
+                "repeats": m.repeats,
+                "categories": m.categories,
+            }
+            for m in plan.methods
         ],
         "method_under_test": plan.primary_label,
         "overrides": _hydra_overrides(),
@@ -559,7 +572,13 @@ def _execute(plan: RunPlan) -> RunOutcome:
     _write_run_files(plan, "running", {"dropped_partial_line": dropped, "records_at_start": len(existing)})
 
     keys = {
-        row.id: [(row.id, m.label, r) for m in plan.methods for r in range(m.repeats)] for row in plan.rows
+        row.id: [
+            (row.id, m.label, r)
+            for m in plan.methods
+            if m.runs_on(row.task.category)
+            for r in range(m.repeats)
+        ]
+        for row in plan.rows
     }
     pending_rows = [row for row in plan.rows if any(k not in done for k in keys[row.id])]
     skipped = sum(k in done for ks in keys.values() for k in ks)
@@ -655,7 +674,11 @@ def _run_pending(plan: RunPlan, pending_rows: list[Row], done: dict, records_pat
     try:
         for row in pending_rows:
             todo = [
-                (m, r) for m in plan.methods for r in range(m.repeats) if (row.id, m.label, r) not in done
+                (m, r)
+                for m in plan.methods
+                if m.runs_on(row.task.category)
+                for r in range(m.repeats)
+                if (row.id, m.label, r) not in done
             ]
             others = [(m, r) for m, r in todo if not m.is_baseline]
             keep = want_fidelity and bool(others)

@@ -126,17 +126,21 @@ class Suite:
         return min(task.max_new_tokens, self.max_new_tokens_cap)
 
     def examples(
-        self, dataset: str, data_dir: str | Path | None = None, *, tokenizer: Any = None
+        self, dataset: str, data_dir: str | Path | None = None, *, tokenizer: Any = None, split: Any = None
     ) -> list[Example]:
         """Rows of one dataset of the suite, from its benchmark, with the suite's limit and seed applied.
 
-        ``tokenizer``: the model's, needed by benchmarks whose rows are measured in tokens (probes)."""
+        ``tokenizer``: the model's, needed by benchmarks whose rows are measured in tokens (probes).
+        ``split`` (a `lazybench.protocol.split.RowSplit`, or anything with ``select(examples)``) keeps
+        one part of a dev/test split first, so ``limit`` counts rows of that part."""
         if dataset not in self.datasets:
             raise UnknownTaskError(f"dataset of suite {self.name!r}", dataset, self.datasets)
         bench = benchmark_of(dataset)
         rows = bench.load_rows(
             dataset, data_dir=data_dir, tokenizer=tokenizer, options=self.options.get(bench.name)
         )
+        if split is not None:
+            rows = split.select(rows)
         return select_examples(rows, self.limit, self.seed)
 
 

@@ -1,0 +1,116 @@
+"""What a protocol preset's dry run adds: the sweep's settings and both phases with their cost.
+
+Phase 1 (`protocol.phase: dev`) is the run itself: every family's settings on the dev rows. Phase 2
+runs the test rows at the points the selection will choose; before the selection, its plan is the
+same run on the test rows with one stand-in setting per family (each test row runs exactly one
+chosen setting per family, so its unit count is exact; the time estimate, like the dry run's, costs
+every unit as a full prefill).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+from omegaconf import DictConfig, open_dict
+
+from lazybench.analysis.operating_points import Rule
+from lazybench.protocol.sweep import prompt_tokens, sweep_settings, sweep_spec
+from lazybench.runner.config import absolute, to_plain
+
+_HOURS = re.compile(r"estimated time: ([0-9.]+) h")
+
+
+def _hours(text: str) -> float:
+    found = _HOURS.search(text)
+    return float(found.group(1)) if found else float("nan")
+
+
+def settings_lines(cfg: DictConfig, config: Any) -> list[str]:
+    spec = sweep_spec(cfg)
+    if spec is None:
+        return []
+    settings = sweep_settings(cfg, config)
+    lines = [
+        f"sweep: {len(settings)} settings, FLOP-ideal TTFT speedup at {prompt_tokens(cfg, spec)} prompt tokens:"
+    ]
+    for family in spec.families:
+        mine = [f"{s.label} {s.speedup:.2f}x" for s in settings if s.family == family]
+        lines.append(f"  {family}: " + ", ".join(mine))
+    return lines
+
+
+def protocol_outline(cfg: DictConfig) -> str:
+    """The phases of a protocol preset when no plan can be made here (the model or the hub is not
+    available): what each phase runs, without the settings' speedups (they need the model's shape)."""
+    spec = sweep_spec(cfg)
+    proto = to_plain(cfg.get("protocol")) or {}
+    if spec is None or proto.get("phase") != "dev":
+        return ""
+    split = to_plain(cfg.get("split")) or {}
+    points = proto.get("points") or f"{proto.get('experiment', '<preset>')}_points"
+    rule = Rule.from_config(to_plain(proto.get("select")) or {}).describe()
+    return "\n".join(
+        [
+            "",
+            f"phase 1 of 2 (dev sweep on the dev part of the rows, dev_fraction {split.get('dev_fraction')}): "
+            f"families {', '.join(spec.families)}, {spec.points} settings each, solved from the model's "
+            f"shape for FLOP-ideal TTFT speedups {spec.min_speedup}x..{spec.max_speedup}x (listed once the "
+            "model's config can be read)",
+            f"selection: lazybench protocol select <phase-1 run dir> -> conf/experiment/{points}.yaml "
+            f"(rule: {rule})",
+            f"phase 2 of 2 (test rows at the chosen points): lazybench experiment={points}, "
+            "one chosen setting per family per category",
+        ]
+    )
+
+
+def phase_two_cfg(cfg: DictConfig) -> DictConfig:
+    """Phase 2's config before the selection: test rows, one stand-in setting per sweep family."""
+    spec = sweep_spec(cfg)
+    out = copy.deepcopy(cfg)
+    with open_dict(out):
+        out.split.part = "test"
+        out.sweep = None
+        fixed = {
+            f: {k: v for k, v in spec.params.get(f, {}).items() if k != "repeats"} for f in spec.families
+        }
+        stand_ins = [{"name": f, "label": f"{f}-chosen", **fixed[f]} for f in spec.families]
+        out.methods = ["baseline", *stand_ins]
+    return out
+
+
+def protocol_text(cfg: DictConfig, plan, rates: dict[str, Any] | None, first: str) -> str:
+    """Dry-run lines for a sweep or a protocol preset ("" for other runs); `first`: the run's own
+    dry-run text (phase 1)."""
+    from lazybench.runner.dryrun import describe
+    from lazybench.runner.run import prepare
+
+    lines = settings_lines(cfg, plan.model_config)
+    proto = to_plain(cfg.get("protocol")) or {}
+    phase = proto.get("phase")
+    if phase == "dev" and sweep_spec(cfg) is not None:
+        second = phase_two_cfg(cfg)
+        plan2 = prepare(second, absolute(second.output_dir) / str(second.name))
+        text2 = describe(plan2, plan2.model_config, rates)
+        points = proto.get("points") or f"{proto.get('experiment', '<preset>')}_points"
+        rule = Rule.from_config(to_plain(proto.get("select")) or {}).describe()
+        lines += [
+            "",
+            f"phase 1 of 2 (dev sweep, {len(plan.rows)} rows): the plan above",
+            f"selection: lazybench protocol select {plan.run_dir} -> conf/experiment/{points}.yaml "
+            f"(rule: {rule})",
+            f"phase 2 of 2 (test rows at the chosen points: lazybench experiment={points}); "
+            "one chosen setting per family per row, stand-ins named <family>-chosen:",
+            *["  " + line for line in text2.splitlines()],
+            f"whole protocol: {_hours(first) + _hours(text2):.2f} h "
+            "estimated (both phases; upper bounds as above)",
+        ]
+    elif phase == "test":
+        sel = proto.get("selection") or {}
+        lines += [
+            "",
+            f"phase 2 of 2: test rows at the points chosen on {sel.get('rows')} rows of {sel.get('run')}",
+        ]
+    return "\n".join(lines)
