@@ -75,6 +75,11 @@ VERBS: dict[str, Verb] = {
             "lm-eval's own CLI, with the lazyllm model and the LongBench tasks registered",
         ),  # fmt: skip
         Verb("bench", "lazybench.cli:bench", "engine micro-benchmarks: lazybench bench NAME ..."),
+        Verb(
+            "protocol",
+            "lazybench.protocol.cli:main",
+            "operating points: select them on a sweep run; Tables 1-2 and Figure 5 at them",
+        ),
     )
 }
 

@@ -31,7 +31,7 @@ Hence a token is computed at most once in every layer over the whole generation 
 records it), and a token pruned in one step can come back in a later one ("revival") without being
 recomputed below the boundary where it was parked.
 
-Choices the paper leaves open (the engine makes the same ones; README "Choices the paper leaves
+Choices the paper leaves open (the engine makes the same ones; docs/design.md "Choices the paper leaves
 open"):
 - A schedule boundary at relative depth b starts at layer floor(b * num_layers) (with a 1e-9
   tolerance against float error); unit="layer" boundaries are layer indices. Stage 0 keeps all.
