@@ -38,7 +38,8 @@ def _execute(path: Path):
 
 
 def _outputs(nb) -> list:
-    """Every code cell's outputs, figures left out (their PNG bytes may differ across library versions)."""
+    """Every code cell's outputs, figures left out (their PNG bytes may differ across library versions)
+    and stderr too (library warnings that name the machine's install paths)."""
     cells = []
     for cell in nb.cells:
         if cell.cell_type != "code":
@@ -46,7 +47,8 @@ def _outputs(nb) -> list:
         outs = []
         for out in cell.outputs:
             if out.output_type == "stream":
-                outs.append((out.name, out.text))
+                if out.name != "stderr":  # warnings name the machine's install paths
+                    outs.append((out.name, out.text))
             elif "data" in out:
                 outs.append({k: v for k, v in out["data"].items() if not k.startswith("image/")})
             else:
