@@ -31,13 +31,19 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from statistics import fmean
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from lazybench import aggregate
-from lazybench.records import RECORDS_FILE, RunRecord, append_record, read_records, truncate_partial_tail
+from lazybench.records import (
+    RECORDS_FILE,
+    RunRecord,
+    append_record,
+    read_records,
+    result_extra,
+    truncate_partial_tail,
+)
 from lazybench.runner.config import (
     BASELINE,
     MethodEntry,
@@ -46,7 +52,6 @@ from lazybench.runner.config import (
     TimingConfig,
     absolute,
     check_resumable,
-    model_spec,
     resolve_data_source,
     resolve_methods,
     resolve_split,
@@ -135,49 +140,6 @@ def _run_id(cfg: DictConfig, run_dir: Path) -> str:
         return run_dir.name
 
 
-def _inspect_model(spec) -> tuple[Any, Any]:
-    """Tokenizer and model config (no weights): depth, context size, EOS ids, engine support."""
-    from transformers import AutoConfig
-
-    from lazybench.engine.adapter import SUPPORTED_MODEL_TYPES
-    from lazybench.models import BUILTIN_SMOLLM2, ModelNotAvailableError, smollm2_folder
-    from lazybench.tasks.tokenizer import load_tokenizer
-
-    try:
-        tokenizer = load_tokenizer(spec.tokenizer or spec.name, spec.trust_remote_code)
-        source = str(smollm2_folder()) if spec.name == BUILTIN_SMOLLM2 else spec.name
-        config = AutoConfig.from_pretrained(source, trust_remote_code=spec.trust_remote_code)
-    except ModelNotAvailableError as err:
-        raise NotAvailableHereError(str(err)) from None
-    except (OSError, ValueError) as err:
-        raise RunConfigError(
-            f"cannot read model {spec.name!r}: {err}. Use a model config (model=<name>), a hub id in the local "
-            "cache, or a local folder with config.json and tokenizer files as model.name="
-        ) from None
-    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
-    model_type = getattr(text_config, "model_type", None)
-    if model_type not in SUPPORTED_MODEL_TYPES:
-        raise RunConfigError(
-            f"model {spec.name!r} is of type {model_type!r}, which the engine does not drive; "
-            f"supported: {', '.join(sorted(SUPPORTED_MODEL_TYPES))}"
-        )
-    return tokenizer, text_config
-
-
-def _eos_ids(tokenizer, config, spec) -> tuple[int, ...]:
-    from lazybench.models import BUILTIN_SMOLLM2, eos_token_ids, smollm2_folder
-
-    generation_eos = None
-    try:
-        from transformers import GenerationConfig
-
-        source = str(smollm2_folder()) if spec.name == BUILTIN_SMOLLM2 else spec.name
-        generation_eos = GenerationConfig.from_pretrained(source).eos_token_id
-    except Exception:  # noqa: BLE001 - no generation_config.json: the tokenizer's EOS is enough
-        pass
-    return eos_token_ids(tokenizer.eos_token_id, getattr(config, "eos_token_id", None), generation_eos)
-
-
 def _build_rows(cfg: DictConfig, suite, data, tokenizer, context_limit, chat_style) -> list[Row]:
     from lazybench.tasks import (
         HUB,
@@ -232,9 +194,8 @@ def _build_rows(cfg: DictConfig, suite, data, tokenizer, context_limit, chat_sty
 
 def prepare(cfg: DictConfig, run_dir: str | Path | None = None) -> RunPlan:
     """Validate everything and build the prompts; loads tokenizer and model config, never weights."""
-    from lazybench.models import resolve_device, resolve_dtype
     from lazybench.runner.deps import check_run_dependencies
-    from lazybench.tasks import CHAT_STYLES
+    from lazybench.runner.frontend import checked_model, model_front
     from lazybench.tasks.sources import data_source_label
 
     for key in ("seed", "warmups"):
@@ -250,40 +211,16 @@ def prepare(cfg: DictConfig, run_dir: str | Path | None = None) -> RunPlan:
     timing = resolve_timing(cfg)
     suite = resolve_suite(cfg)
     data = resolve_data_source(cfg)
-    spec = model_spec(cfg)
+    spec, chat_style, _ = checked_model(cfg.model)
     check_run_dependencies(spec, methods, to_plain(cfg.model.get("requires")))
-    if spec.name.startswith((".", "/", "~")) or Path(spec.name).expanduser().exists():
-        folder = absolute(Path(spec.name).expanduser())
-        if not folder.is_dir():
-            raise RunConfigError(f"model folder {folder} does not exist (model.name={spec.name!r})")
-        spec = type(spec)(**{**spec.__dict__, "name": str(folder)})
-    chat_style = str(cfg.model.get("chat_style", "none"))
-    if chat_style not in CHAT_STYLES:
-        raise RunConfigError(
-            f"unknown model.chat_style {chat_style!r}; expected one of {', '.join(CHAT_STYLES)}"
-        )
-    try:
-        device = resolve_device(spec.device)
-        resolve_dtype(spec.dtype, device)
-    except (ValueError, RuntimeError) as err:
-        raise RunConfigError(f"model {spec.name!r}: {err}") from None
-    if device.type == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise RunConfigError(
-                f"model.device={spec.device!r} but no CUDA device is available here; use model.device=cpu"
-            )
-
-    tokenizer, text_config = _inspect_model(spec)
-    num_layers = int(text_config.num_hidden_layers)
+    front = model_front(cfg.model, spec, chat_style)
+    tokenizer, text_config, num_layers = front.tokenizer, front.config, front.num_layers
     if cfg.get("sweep"):  # operating-point families, solved from the model's shape (lazybench.protocol)
         from lazybench.protocol.sweep import sweep_entries
 
         methods, primary = resolve_methods(cfg, sweep_entries(cfg, text_config))
     validate_schedules(methods, num_layers)
-    context_limit = cfg.model.get("context_limit") or getattr(text_config, "max_position_embeddings", None)
-    rows = _build_rows(cfg, suite, data, tokenizer, context_limit, chat_style)
+    rows = _build_rows(cfg, suite, data, tokenizer, front.context_limit, front.chat_style)
 
     run_dir = Path(run_dir) if run_dir is not None else _default_run_dir(cfg)
     existing = read_records(run_dir / RECORDS_FILE).records
@@ -292,18 +229,18 @@ def prepare(cfg: DictConfig, run_dir: str | Path | None = None) -> RunPlan:
         cfg=cfg,
         run_dir=run_dir,
         run_id=_run_id(cfg, run_dir),
-        spec=spec,
-        chat_style=chat_style,
+        spec=front.spec,
+        chat_style=front.chat_style,
         methods=methods,
         primary_label=primary,
         rows=rows,
         tokenizer=tokenizer,
         num_layers=num_layers,
-        context_limit=context_limit,
-        eos_token_ids=_eos_ids(tokenizer, text_config, spec),
+        context_limit=front.context_limit,
+        eos_token_ids=front.eos_token_ids,
         data=data,
         existing=existing,
-        device=str(device),
+        device=front.device,
         model_config=text_config,
         data_source=data_source_label(data, [row.example for row in rows]),
         timing=timing,
@@ -439,14 +376,15 @@ class _Generator:
         self, entry: MethodEntry, row: Row, repeat: int, result, fid=None, samples: list[float] | None = None
     ) -> RunRecord:
         """`result` carries the median TTFT when `samples` (all TTFT samples, its own included) are given."""
-        from lazybench.runner.timing import spread
         from lazybench.tasks import postprocess, score_example
 
         text = self.plan.tokenizer.decode(result.tokens, skip_special_tokens=True)
         prediction = postprocess(row.task, text, self.plan.chat_style)
         score = score_example(row.task, prediction, row.example.answers, row.example.all_classes)
         m = self.plan.cfg.model
-        return RunRecord(
+        return RunRecord.from_result(
+            result,
+            samples=samples,
             run_id=self.plan.run_id,
             example_id=row.id,
             dataset=row.task.name,
@@ -460,25 +398,12 @@ class _Generator:
             data_source=self.plan.data_source,
             prompt_tokens=row.prompt.n_tokens,
             truncated=row.prompt.truncated,
-            ttft_s=result.ttft_s,
-            decode_s=result.decode_s,
-            total_s=result.total_s,
-            decode_step_mean_s=fmean(result.decode_step_s) if result.decode_step_s else None,
-            new_tokens=result.new_tokens,
-            stop_reason=result.stop_reason,
-            pct_prompt_computed=result.pct_prompt_computed,
-            prefill_flop_fraction=result.prefill_flop_fraction,
-            pruned=result.pruned,
-            computed_per_layer=list(result.computed_per_layer),
-            kv_tokens_per_layer=list(result.kv_tokens_per_layer),
             prediction=prediction,
             answers=list(row.example.answers),
             score=score,
             first_token_match=None if fid is None else fid.first_token_match,
             first_token_kl=None if fid is None else fid.first_token_kl,
             rouge_l_vs_baseline=None if fid is None else fid.rouge_l_vs_baseline,
-            ttft_samples_s=list(samples or [result.ttft_s]),
-            ttft_spread=spread(samples or [result.ttft_s]),
             device=self.device,
             versions=self.versions,
             extra={
@@ -487,13 +412,7 @@ class _Generator:
                 "max_length": m.get("max_length"),
                 "prompt_tokens_before_truncation": row.prompt.n_tokens_before_truncation,
                 "max_new_tokens": row.settings.max_new_tokens,
-                "first_token_id": result.tokens[0] if result.tokens else None,
-                "original_prompt_tokens": result.original_prompt_tokens,
-                "prompt_rewrite_s": result.prompt_rewrite_s,
-                "prompt_rewrite_flops": result.prompt_rewrite_flops,
-                "prefill_flops": result.prefill_flops,
-                "full_prefill_flops": result.full_prefill_flops,
-                "total_flops": result.total_flops,
+                **result_extra(result),
                 "dtype": str(self.model.dtype),
                 **{k: row.example.meta[k] for k in row.task.record_meta if k in row.example.meta},
             },
