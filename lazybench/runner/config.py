@@ -127,6 +127,13 @@ def _build(entry: dict[str, Any], where: str, default_repeats: int) -> MethodEnt
     )
 
 
+def method_entry(item: Any, where: str, default_repeats: int = 1) -> MethodEntry:
+    """One method from a name or a dict with a `name` (merged over conf/method/<name>.yaml, as a
+    `methods` entry is), built and checked; `where` names it in errors. The lm-eval backend builds
+    its method with this, so `method=` there means what it means on the runner's command line."""
+    return _build(_entry_dict(item, where), where, default_repeats)
+
+
 def _categories(value: Any, where: str) -> tuple[str, ...] | None:
     """A method entry's `categories` (the paper categories whose rows it runs on), validated."""
     from lazybench.tasks.registry import CATEGORIES
@@ -168,7 +175,7 @@ def resolve_methods(cfg: DictConfig, extra: list[Any] | None = None) -> tuple[li
     entries: list[MethodEntry] = []
     primary_label: str | None = None
     for where, item in raw:
-        built = _build(_entry_dict(item, where), where, repeats)
+        built = method_entry(item, where, repeats)
         same = next((e for e in entries if e.label == built.label), None)
         if same is not None:
             if same.name != built.name or same.params != built.params:

@@ -14,6 +14,7 @@ object already in memory (lm-eval's `pretrained=<model>` from Python).
 
 from __future__ import annotations
 
+import platform
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -191,3 +192,27 @@ def loaded_front(model: torch.nn.Module, tokenizer: Any, node: DictConfig | dict
         context_limit=_context_limit(node, config),
         eos_token_ids=model_eos_ids(tokenizer, model.config, generation),
     )
+
+
+def device_label(device: str) -> str:
+    """What a record says it was timed on: the device kind, and the GPU's name on CUDA."""
+    if device.startswith("cuda"):
+        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    return device
+
+
+def versions() -> dict[str, str]:
+    """The library versions a record was made with."""
+    import transformers
+
+    import lazybench
+
+    out = {
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "lazybench": lazybench.__version__,
+        "python": platform.python_version(),
+    }
+    if torch.version.cuda:
+        out["cuda"] = str(torch.version.cuda)
+    return out

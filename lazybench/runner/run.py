@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import signal
 import sys
 import time
@@ -60,6 +59,7 @@ from lazybench.runner.config import (
     to_plain,
     validate_schedules,
 )
+from lazybench.runner.frontend import device_label, versions
 
 log = logging.getLogger("lazybench.runner")
 
@@ -251,23 +251,6 @@ def prepare(cfg: DictConfig, run_dir: str | Path | None = None) -> RunPlan:
 # execute
 
 
-def versions() -> dict[str, str]:
-    import torch
-    import transformers
-
-    import lazybench
-
-    out = {
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "lazybench": lazybench.__version__,
-        "python": platform.python_version(),
-    }
-    if torch.version.cuda:
-        out["cuda"] = str(torch.version.cuda)
-    return out
-
-
 def _hydra_overrides() -> list[str]:
     try:
         from hydra.core.hydra_config import HydraConfig
@@ -426,15 +409,6 @@ def _objective(plan: RunPlan, summary) -> Any:
     names = [wanted] if isinstance(wanted, str) else list(wanted)
     values = aggregate.objective_values(summary.frame, plan.primary_label, names)
     return values[0] if len(values) == 1 else values
-
-
-def device_label(device: str) -> str:
-    """What a record says it was timed on: the device kind, and the GPU's name on CUDA."""
-    import torch
-
-    if device.startswith("cuda"):
-        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
-    return device
 
 
 @contextmanager
