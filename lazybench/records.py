@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 RECORDS_FILE = "records.jsonl"
+#: A unit's TTFT is noisy when its samples spread by more than this (`spread`, the records'
+#: `ttft_spread`): the summaries' noisy_rows and the runner's end-of-run note count by it.
+SPREAD_LIMIT = 0.25
 
 
 @dataclass

@@ -14,6 +14,8 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from lazybench.records import SPREAD_LIMIT
+
 #: Keys of a method node that configure the run, not the method class.
 RESERVED_METHOD_KEYS = ("name", "label", "repeats", "categories")
 BASELINE = "baseline"
@@ -397,11 +399,12 @@ class TimingConfig:
 
     prefill_repeats: TTFT samples per (row, method, repeat); the median is the record's `ttft_s`.
     spread_threshold: a unit whose samples spread by more than this fraction of their median, as
-    (max - min) / median, is counted as noisy in the end-of-run note (and flagged in summaries).
+    (max - min) / median, is counted as noisy in the end-of-run note; by default the limit the
+    summaries flag noisy rows by (`lazybench.records.SPREAD_LIMIT`, its one definition).
     """
 
     prefill_repeats: int = 1
-    spread_threshold: float = 0.25
+    spread_threshold: float = SPREAD_LIMIT
 
 
 def resolve_timing(cfg: DictConfig) -> TimingConfig:
@@ -415,7 +418,9 @@ def resolve_timing(cfg: DictConfig) -> TimingConfig:
     repeats = data.get("prefill_repeats", TimingConfig.prefill_repeats)
     if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
         raise RunConfigError(f"timing.prefill_repeats must be a positive integer, got {repeats!r}")
-    threshold = data.get("spread_threshold", TimingConfig.spread_threshold)
+    threshold = data.get("spread_threshold")
+    if threshold is None:
+        threshold = TimingConfig.spread_threshold
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or threshold < 0:
         raise RunConfigError(f"timing.spread_threshold must be a number >= 0, got {threshold!r}")
     return TimingConfig(prefill_repeats=repeats, spread_threshold=float(threshold))
