@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from lazybench.runner.config import RunConfigError, conf_dir
+from lazybench.runner.common import RunConfigError, conf_dir
 
 #: Hydra's own group (launchers, sweepers): options there come from plugins, not from conf/ alone.
 _HYDRA_GROUP = "hydra"

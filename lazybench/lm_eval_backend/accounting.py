@@ -19,7 +19,7 @@ import pandas as pd
 
 from lazybench import aggregate
 from lazybench.records import RECORDS_FILE, read_records
-from lazybench.runner.config import RunConfigError
+from lazybench.runner.common import RunConfigError
 
 #: The accounting numbers of a request list (lazybench.aggregate columns; no baseline here).
 ACCOUNTING = (

@@ -25,7 +25,8 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from lazybench.conf_groups import default_option, model_node
-from lazybench.runner.config import MethodEntry, RunConfigError, method_entry
+from lazybench.runner.common import RunConfigError
+from lazybench.runner.entries import MethodEntry, method_entry
 
 MODEL_NAME = "lazyllm"
 #: generation kwargs understood; sampling ones are accepted only when they mean greedy decoding.

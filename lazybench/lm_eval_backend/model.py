@@ -47,8 +47,9 @@ from lazybench.lm_eval_backend.args import (
 from lazybench.lm_eval_backend.tasks import DATA_DIR_KEY, MARKER, doc_to_example
 from lazybench.methods import GenerationRequest
 from lazybench.records import RECORDS_FILE, RunRecord, append_record, result_extra
-from lazybench.runner.config import to_plain, validate_schedules
+from lazybench.runner.common import to_plain
 from lazybench.runner.deps import check_run_dependencies
+from lazybench.runner.entries import validate_schedules
 from lazybench.runner.frontend import (
     ModelFront,
     checked_model,

@@ -140,7 +140,7 @@ def _profile_rows(args: argparse.Namespace) -> tuple[Profile, dict[str, Any], fl
 def main(argv: Sequence[str] | None = None) -> int:
     """``lazybench profile ...``: returns the exit status (2 for a usage or data error)."""
     from lazybench.models import ModelNotAvailableError
-    from lazybench.runner.config import RunConfigError
+    from lazybench.runner.common import RunConfigError
     from lazybench.tasks import DataFormatError, DataNotFoundError, UnknownTaskError
 
     args = build_parser().parse_intermixed_args(list(argv) if argv is not None else None)

@@ -32,7 +32,7 @@ from lazybench.models import (
     resolve_dtype,
     smollm2_folder,
 )
-from lazybench.runner.config import NotAvailableHereError, RunConfigError, absolute, model_spec
+from lazybench.runner.common import NotAvailableHereError, RunConfigError, absolute
 from lazybench.tasks import CHAT_STYLES
 from lazybench.tasks.tokenizer import load_tokenizer
 
@@ -60,6 +60,22 @@ class ModelFront:
         """The model's weights, on the spec's device and dtype (the tokenizer is already here)."""
         model, _ = load_model(self.spec)
         return model
+
+
+def model_spec(cfg: DictConfig) -> ModelSpec:
+    """The `ModelSpec` of a config's `model` node (no checks beyond a name being set)."""
+    m = cfg.get("model")
+    if m is None or not m.get("name"):
+        raise RunConfigError("`model.name` is not set: pick a model config (model=<name>) or set model.name=")
+    return ModelSpec(
+        name=str(m.name),
+        dtype=str(m.get("dtype", "auto")),
+        device=str(m.get("device", "auto")),
+        attn_implementation=str(m.get("attn_implementation", "sdpa")),
+        trust_remote_code=bool(m.get("trust_remote_code", False)),
+        tokenizer=m.get("tokenizer"),
+        random_init=bool(m.get("random_init", False)),
+    )
 
 
 def checked_model(node: DictConfig) -> tuple[ModelSpec, str, torch.device]:
