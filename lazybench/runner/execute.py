@@ -19,8 +19,7 @@ from typing import Any
 import torch
 import transformers
 
-from lazybench import aggregate
-from lazybench.models import load_model
+from lazybench import aggregate, models
 from lazybench.records import RECORDS_FILE, RunRecord, append_record, read_records, truncate_partial_tail
 from lazybench.runner import summary as S
 from lazybench.runner.common import RunConfigError, to_plain
@@ -146,7 +145,7 @@ def _run_pending(plan: RunPlan, pending_rows: list[Row], done: dict, records_pat
     transformers.utils.logging.disable_progress_bar()
     logging.getLogger("absl").setLevel(logging.WARNING)  # rouge-score logs "Using default tokenizer." per use
     t0 = time.perf_counter()
-    model, _ = load_model(plan.spec)
+    model, _ = models.load_model(plan.spec)  # looked up at call time: tests guard it (no_model_load)
     log.info("loaded %s in %.1f s", plan.spec.name, time.perf_counter() - t0)
     for entry in plan.methods:
         entry.method.setup(model, plan.tokenizer)  # e.g. a prompt compressor loads its own model here

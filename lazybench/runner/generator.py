@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import torch
 
+from lazybench import tasks
 from lazybench.methods import GenerationRequest
 from lazybench.records import RunRecord, result_extra
 from lazybench.runner.config import Row, RunPlan
 from lazybench.runner.entries import MethodEntry
 from lazybench.runner.frontend import device_label, versions
 from lazybench.runner.timing import prefill_ttft
-from lazybench.tasks import postprocess, score_example
 
 
 class Generator:
@@ -61,8 +61,8 @@ class Generator:
         """`result` carries the median TTFT when `samples` (all TTFT samples, its own included) are given."""
 
         text = self.plan.tokenizer.decode(result.tokens, skip_special_tokens=True)
-        prediction = postprocess(row.task, text, self.plan.chat_style)
-        score = score_example(row.task, prediction, row.example.answers, row.example.all_classes)
+        prediction = tasks.postprocess(row.task, text, self.plan.chat_style)
+        score = tasks.score_example(row.task, prediction, row.example.answers, row.example.all_classes)
         m = self.plan.cfg.model
         return RunRecord.from_result(
             result,
