@@ -17,6 +17,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from lm_eval.__main__ import cli_evaluate
+
+from lazybench.lm_eval_backend import TASKS_DIR, LazyLLMLM
+
 #: The lazybench run directory inside ``--output_path``.
 RUN_FOLDER = "lazybench_run"
 
@@ -37,10 +41,6 @@ def run_dir_of(output_path: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lm_eval.__main__ import cli_evaluate
-
-    from lazybench.lm_eval_backend import TASKS_DIR, LazyLLMLM
-
     args = list(sys.argv[1:] if argv is None else argv)
     helping = not args or args[0] in ("-h", "--help")
     if not helping and _option(args, "--include_path") is None:

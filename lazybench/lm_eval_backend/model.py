@@ -33,6 +33,7 @@ import pandas as pd
 import torch
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
+from tqdm import tqdm
 
 from lazybench.lm_eval_backend.accounting import accounting, check_run_dir, summary, write_run_json
 from lazybench.lm_eval_backend.args import (
@@ -46,6 +47,7 @@ from lazybench.lm_eval_backend.args import (
 )
 from lazybench.lm_eval_backend.tasks import DATA_DIR_KEY, MARKER, doc_to_example
 from lazybench.methods import GenerationRequest
+from lazybench.models import load_tokenizer
 from lazybench.records import RECORDS_FILE, RunRecord, append_record, result_extra
 from lazybench.runner.common import to_plain
 from lazybench.runner.deps import check_run_dependencies
@@ -116,8 +118,6 @@ class LazyLLMLM(LM):
             if tokenizer is None:
                 raise ValueError("pretrained given as a model object needs tokenizer= (an object or a name)")
             if isinstance(tokenizer, str):
-                from lazybench.models import load_tokenizer
-
                 tokenizer = load_tokenizer(tokenizer)
             self.node = lm_model_node(None, model_args)
             self.front: ModelFront = loaded_front(pretrained.eval(), tokenizer, self.node)
@@ -186,8 +186,6 @@ class LazyLLMLM(LM):
         )
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
-        from tqdm import tqdm
-
         prepared = [self._prepare(req) for req in requests]  # validates every request before any run
         if self.warmups and prepared and not self._warmed_up:
             for _ in range(self.warmups):  # untimed, unrecorded: the paper warms up before timing TTFT

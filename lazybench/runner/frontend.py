@@ -20,9 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import transformers
 from omegaconf import DictConfig, OmegaConf
 
+import lazybench
 from lazybench import models
+from lazybench.engine.adapter import SUPPORTED_MODEL_TYPES
 from lazybench.models import (
     BUILTIN_SMOLLM2,
     ModelNotAvailableError,
@@ -121,13 +124,11 @@ def _source(spec: ModelSpec) -> str:
 
 def inspect_model(spec: ModelSpec) -> tuple[Any, Any]:
     """Tokenizer and (text) model config, no weights; the engine must drive the model's type."""
-    from transformers import AutoConfig
-
-    from lazybench.engine.adapter import SUPPORTED_MODEL_TYPES
-
     try:
         tokenizer = load_tokenizer(spec.tokenizer or spec.name, spec.trust_remote_code)
-        config = AutoConfig.from_pretrained(_source(spec), trust_remote_code=spec.trust_remote_code)
+        config = transformers.AutoConfig.from_pretrained(
+            _source(spec), trust_remote_code=spec.trust_remote_code
+        )
     except ModelNotAvailableError as err:
         raise NotAvailableHereError(str(err)) from None
     except (OSError, ValueError) as err:
@@ -150,10 +151,8 @@ def _text_config(config: Any) -> Any:
 
 
 def _generation_eos(spec: ModelSpec) -> Any:
-    from transformers import GenerationConfig
-
     try:
-        return GenerationConfig.from_pretrained(_source(spec)).eos_token_id
+        return transformers.GenerationConfig.from_pretrained(_source(spec)).eos_token_id
     except Exception:  # noqa: BLE001 - no generation_config.json: the tokenizer's EOS is enough
         return None
 
@@ -219,10 +218,6 @@ def device_label(device: str) -> str:
 
 def versions() -> dict[str, str]:
     """The library versions a record was made with."""
-    import transformers
-
-    import lazybench
-
     out = {
         "torch": torch.__version__,
         "transformers": transformers.__version__,
