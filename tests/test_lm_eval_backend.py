@@ -331,3 +331,23 @@ def test_prompt_matches_runner(smollm2, longbench_dir):
     ex = load_examples("hotpotqa", data_dir=longbench_dir, limit=1)[0]
     assert item["ids"] == build_prompt(get_task("hotpotqa"), ex, tok, 300, "chat_template").input_ids
     assert item["max_new"] == 1 and isinstance(item["ids"][0], int)
+
+
+def test_lm_eval_and_the_runner_share_the_model_front_end(tiny_folder, longbench_dir, tmp_path):
+    """Same model node -> same spec, tokenizer, EOS ids, chat style and context (lazybench.runner.frontend)."""
+    from lazybench.runner.config import prepare
+    from lazybench.runner.testing import compose_cfg, tiny_overrides
+
+    plan = prepare(
+        compose_cfg(tiny_overrides(tiny_folder, longbench_dir, tmp_path / "runs")), tmp_path / "run"
+    )
+    lm = LazyLLMLM(
+        pretrained=str(tiny_folder), method="baseline", max_length=256, dtype="float32", device="cpu"
+    )
+    assert lm.front.spec == plan.spec
+    assert (lm.eos_token_ids, lm.chat_style, lm.front.context_limit) == (
+        plan.eos_token_ids,
+        plan.chat_style,
+        plan.context_limit,
+    )
+    assert lm.tokenizer("x")["input_ids"] == plan.tokenizer("x")["input_ids"]
