@@ -142,6 +142,15 @@ def shard_dirs(run_dir: Path) -> dict[Shard, Path]:
     return {s: p for s, p in found.items() if s is not None}
 
 
+def finished_empty(folder: Path) -> bool:
+    """A shard that finished owning no rows (a small run over many shards): it has no records file."""
+    try:
+        info = json.loads((Path(folder) / "run.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    return info.get("status") == "finished" and not info.get("rows")
+
+
 def shard_set(run_dir: Path, folders: list[Path] | None = None) -> ShardSet | None:
     """The run's shards (those in `folders` when given, else all on disk), checked to agree; None when
     the run has none. Raises ShardError for shards of different counts or configs."""

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from lazybench.records import RECORDS_FILE, RunRecord, read_records
-from lazybench.shards import merged_config, owner, shard_set
+from lazybench.shards import finished_empty, merged_config, owner, shard_dirs, shard_set
 
 CONFIG_FILE = "config.yaml"
 RESULTS_ENV = "LAZYBENCH_RESULTS"
@@ -103,6 +103,8 @@ def _check_shards(runs: dict[Path, Path]) -> None:
         folders = [folder for folder, parent in runs.items() if parent == run and folder != run]
         if folders and (run / RECORDS_FILE).is_file():
             raise ValueError(f"{run} holds both its own records and shards' ({run / 'shards'}): not one run")
+        if folders:  # a finished shard that owned no rows has no records, but is not missing
+            folders += [p for p in shard_dirs(run).values() if p not in folders and finished_empty(p)]
         found = shard_set(run, folders) if folders else None
         if found is not None and found.missing:
             warnings.warn(found.note(), stacklevel=3)
