@@ -142,6 +142,18 @@ def test_two_shards_give_the_records_and_scores_of_one_unsharded_run(tiny, tmp_p
         and f"{parent}: {len(single)} records of 2 shards merged" in capsys.readouterr().out
     )
 
+    # analyze and the protocol's select/report read the shards as the one run
+    with pytest.raises(SystemExit) as exc:
+        main(["analyze", str(parent), "--no-plots"])
+    assert exc.value.code == 0 and (parent / "analysis" / "report.md").is_file()
+    from lazybench.protocol.report import protocol_report, select_points
+
+    rule = {"rule": "target", "target_speedup": 1.0, "speed": "flop_speedup"}
+    selection = select_points(parent, rule, out=tmp_path / "points.yaml")
+    assert set(selection.chosen["run_dir"]) == {str(parent)} and set(selection.chosen["n_rows"]) == {2}
+    report = protocol_report(tmp_path / "points.yaml", parent, "llama2", plots=False)
+    assert "reported on 4 rows" in report.markdown and "lazyllm (default)" in report.markdown
+
 
 def test_missing_shards_are_said_and_mixed_shards_refused(tiny, tmp_path, capsys):
     parent = tmp_path / "runs" / "tiny-tiny"
