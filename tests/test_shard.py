@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from lazybench.runner.config import RunConfigError
 from lazybench.runner.dryrun import dry_run
 from lazybench.runner.merge import merge_run
 from lazybench.runner.run import run
-from lazybench.runner.testing import compose_cfg, run_tiny_multirun
+from lazybench.runner.testing import compose_cfg, run_tiny_multirun, tiny_overrides
 from lazybench.shards import Shard, ShardError, shard_of
 
 #: What a run's records must agree on, sharded or not (timings differ by nature).
@@ -226,6 +227,29 @@ def test_dry_run_prints_rows_and_hours_per_shard(tiny, tmp_path, no_model_load):
     rows = {k: int(v.split(": ")[1].split(" rows")[0]) for k, v in per.items()}
     assert set(rows) == {"0-of-2", "1-of-2"} and sum(rows.values()) == 4
     assert "  whole run: 4 rows, CPU (this project's 2 cores) " in text and "CPU-hours (2 shards)" in text
+
+
+def test_protocol_dry_run_per_shard_names_the_run_to_select_on(
+    tiny_model, longbench_dir, tmp_path, no_model_load
+):
+    base = [
+        o for o in tiny_overrides(tiny_model, longbench_dir, tmp_path / "runs") if not o.startswith("suite.")
+    ]
+    text = dry_run(compose_cfg([
+        "experiment=protocol_cpu", *base, "suite.datasets=[hotpotqa,triviaqa,lcc,qasper]", "suite.limit=1",
+        "sweep.families=[lazyllm]", "sweep.target_speedups=[1.5]", "shard.count=2", "dry_run=true",
+    ]))  # fmt: skip
+    assert f"selection: lazybench protocol select {tmp_path / 'runs' / 'protocol_cpu-dev'} ->" in text
+    whole = [line for line in text.splitlines() if line.startswith("  whole protocol: ")]
+    assert len(whole) == 1 and "(2 shards; both phases" in whole[0]
+    rows = [
+        int(line.split(": ")[1].split(" rows")[0])
+        for line in text.splitlines()
+        if re.match(r"  \d-of-2: ", line)  # phase 1 per shard, then both phases
+    ]
+    assert len(rows) == 4 and sum(rows[2:]) == int(
+        whole[0].split(": ")[1].split(" rows")[0]
+    )  # both phases' rows, per shard
     assert not any(tmp_path.rglob(RECORDS_FILE))
 
 

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, open_dict
 from lazybench.analysis.operating_points import Rule
 from lazybench.protocol.sweep import prompt_tokens, sweep_settings, sweep_spec
 from lazybench.runner.config import absolute, to_plain
+from lazybench.shards import owner
 
 #: What the whole protocol's line says it adds up.
 _BOTH = "both phases; upper bounds as above"
@@ -109,7 +110,7 @@ def protocol_text(cfg: DictConfig, plan, rates: dict[str, Any] | None, hours) ->
         lines += [
             "",
             f"phase 1 of 2 (dev sweep, {len(plan.rows)} rows): the plan above",
-            f"selection: lazybench protocol select {plan.run_dir} -> conf/experiment/{points}.yaml "
+            f"selection: lazybench protocol select {owner(plan.run_dir)} -> conf/experiment/{points}.yaml "
             f"(rule: {rule})",
             f"phase 2 of 2 (test rows at the chosen points: lazybench experiment={points}); "
             "one chosen setting per family per row, stand-ins named <family>-chosen:",
