@@ -105,10 +105,15 @@ def data_source_of(data_dir: str | None) -> str:
 
 
 def run_info(run_dir: str | Path) -> dict[str, Any]:
-    """The run's run.json ({} when it has none or it cannot be read)."""
+    """The run's run.json ({} when it has none or it cannot be read); a sharded run without one (not
+    yet merged) gets its shards' (lazybench.shards)."""
     path = Path(run_dir) / "run.json"
+    if not path.is_file():
+        from lazybench.shards import run_info_of
+
+        return run_info_of(Path(run_dir))
     try:
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return {}
 

@@ -55,6 +55,8 @@ from lazybench.runner.config import (
     to_plain,
     validate_schedules,
 )
+from lazybench.runner.shard import check_layout, resolve_shard, shard_parent
+from lazybench.shards import Shard
 
 log = logging.getLogger("lazybench.runner")
 
@@ -96,6 +98,7 @@ class RunPlan:
     model_config: Any = None  # the (text) config read in prepare(); no weights
     data_source: str = ""  # label of where the rows were read ("offline slice", ...): every record's
     timing: TimingConfig = field(default_factory=TimingConfig)
+    shard: Shard = field(default_factory=Shard)  # this job's share of the rows (lazybench.runner.shard)
 
 
 @dataclass
@@ -178,7 +181,10 @@ def _eos_ids(tokenizer, config, spec) -> tuple[int, ...]:
     return eos_token_ids(tokenizer.eos_token_id, getattr(config, "eos_token_id", None), generation_eos)
 
 
-def _build_rows(cfg: DictConfig, suite, data, tokenizer, context_limit, chat_style) -> list[Row]:
+def _build_rows(
+    cfg: DictConfig, suite, data, tokenizer, context_limit, chat_style, shard: Shard | None = None
+) -> list[Row]:
+    """The rows of the suite (of this shard, when given): tasks in order, each one's examples in order."""
     from lazybench.tasks import (
         HUB,
         DataFormatError,
@@ -203,6 +209,8 @@ def _build_rows(cfg: DictConfig, suite, data, tokenizer, context_limit, chat_sty
             raise RunConfigError(f"dataset {task.name!r}: {err}") from None
         settings = generation_settings(task, tokenizer, suite.max_new_tokens_cap)
         for ex in examples:
+            if shard is not None and not shard.owns(ex.id):
+                continue
             try:
                 prompt = build_prompt(
                     task,
@@ -248,6 +256,7 @@ def prepare(cfg: DictConfig, run_dir: str | Path | None = None) -> RunPlan:
 
     methods, primary = resolve_methods(cfg)
     timing = resolve_timing(cfg)
+    shard = resolve_shard(cfg)
     suite = resolve_suite(cfg)
     data = resolve_data_source(cfg)
     spec = model_spec(cfg)
@@ -283,15 +292,17 @@ def prepare(cfg: DictConfig, run_dir: str | Path | None = None) -> RunPlan:
         methods, primary = resolve_methods(cfg, sweep_entries(cfg, text_config))
     validate_schedules(methods, num_layers)
     context_limit = cfg.model.get("context_limit") or getattr(text_config, "max_position_embeddings", None)
-    rows = _build_rows(cfg, suite, data, tokenizer, context_limit, chat_style)
+    rows = _build_rows(cfg, suite, data, tokenizer, context_limit, chat_style, shard)
 
-    run_dir = Path(run_dir) if run_dir is not None else _default_run_dir(cfg)
+    parent = Path(run_dir) if run_dir is not None else shard_parent(cfg, _multirun()) or _default_run_dir(cfg)
+    check_layout(parent, shard)
+    run_dir = shard.run_dir(parent)  # the run dir itself, or <run dir>/shards/<i>-of-<N>
     existing = read_records(run_dir / RECORDS_FILE).records
     check_resumable(run_dir, cfg, methods, existing, _hydra_overrides() if _multirun() else None)
     return RunPlan(
         cfg=cfg,
         run_dir=run_dir,
-        run_id=_run_id(cfg, run_dir),
+        run_id=_run_id(cfg, parent),  # a shard's records carry the whole run's id
         spec=spec,
         chat_style=chat_style,
         methods=methods,
@@ -307,6 +318,7 @@ def prepare(cfg: DictConfig, run_dir: str | Path | None = None) -> RunPlan:
         model_config=text_config,
         data_source=data_source_label(data, [row.example for row in rows]),
         timing=timing,
+        shard=shard,
     )
 
 
@@ -380,6 +392,7 @@ def _write_run_files(plan: RunPlan, status: str, extra: dict | None = None) -> N
             for m in plan.methods
         ],
         "method_under_test": plan.primary_label,
+        "shard": {"index": plan.shard.index, "count": plan.shard.count},
         "overrides": _hydra_overrides(),
         "command": sys.argv,
         "versions": versions(),
