@@ -95,6 +95,9 @@ def test_families_cover_the_speed_range_monotonically(config, n):
             assert s.speedup == pytest.approx(s.target, rel=0.03), s
     for s in settings:
         method = build_method(s.family, **s.params)  # every setting is a valid method configuration
+        if s.family == "adaptive":  # its speed follows the prompt: measured, only bounded here
+            assert s.speedup is None and 1.0 < s.speed_range[0] < s.speed_range[1]
+            continue
         assert s.speedup == pytest.approx(ideal_speedup(shape, s.family, method.params(), n), rel=1e-9)
         if s.family == "lazyllm":
             keep = s.params["schedule"]["keep"]
@@ -107,6 +110,54 @@ def test_families_cover_the_speed_range_monotonically(config, n):
     for family in ("streamingllm", "snapkv", "h2o"):
         assert len([s for s in settings if s.family == family]) == 2
         assert all(s.speedup <= 1.0 for s in settings if s.family == family)
+
+
+def test_adaptive_family_lists_masses_at_one_template(no_model_load):
+    """One setting per mass, largest first, at LazyLLM's default boundaries as layer indices; the
+    label names what runs; its FLOP-ideal bounds are LazyLLM keeping the ceiling / the floor."""
+    from lazybench.methods import build_method
+    from lazybench.protocol.phases import settings_lines
+
+    shape = ModelShape.from_config(LLAMA2_7B)
+    spec = SweepSpec.from_config({"families": ["adaptive"], "adaptive_masses": [0.9, 0.99]})
+    settings = expand(spec, shape, 3500)
+    assert [s.label for s in settings] == [
+        "adaptive[p0.99,L9,L19,L28,f0.05,c0.9]",
+        "adaptive[p0.9,L9,L19,L28,f0.05,c0.9]",
+    ]
+    method = build_method("adaptive", **settings[0].params)
+    assert method.label() == settings[0].label and method.schedule.resolve(32).starts == (0, 9, 19, 28)
+    slow, fast = settings[0].speed_range
+    lazy = {"schedule": {"boundaries": [9, 19, 28], "keep": [0.9] * 3, "unit": "layer"}}
+    assert slow == pytest.approx(ideal_speedup(shape, "lazyllm", lazy, 3500)) and fast > 2.5 * slow
+    with pytest.raises(ValueError, match="measured, not modelled"):
+        prefill_flops(shape, "adaptive", settings[0].params, 3500)
+    fixed = SweepSpec.from_config(
+        {"families": ["adaptive"], "params": {"adaptive": {"floor": 0.2, "ceiling": 0.6}}}
+    )
+    entries = [s.entry(fixed.params["adaptive"]) for s in expand(fixed, shape, 3500)]
+    assert len(entries) == 5 and entries[-1]["label"] == "adaptive[p0.8,L9,L19,L28,f0.2,c0.6]"
+    assert (
+        build_method(
+            "adaptive", **{k: v for k, v in entries[-1].items() if k not in ("name", "label")}
+        ).label()
+        == entries[-1]["label"]
+    )
+    with pytest.raises(ValueError, match="adaptive_masses"):
+        SweepSpec.from_config({"families": ["adaptive"], "adaptive_masses": [1.5]})
+    with pytest.raises(ValueError, match="sweep.params.adaptive: adaptive: floor 0.7 is above ceiling 0.5"):
+        expand(
+            SweepSpec.from_config(
+                {"families": ["adaptive"], "params": {"adaptive": {"floor": 0.7, "ceiling": 0.5}}}
+            ),
+            shape,
+            3500,
+        )
+    cfg = compose_cfg(["experiment=protocol_cpu"])
+    assert list(cfg.sweep.families) == ["lazyllm", "static", "random_drop", "gemfilter", "adaptive"]
+    lines = settings_lines(cfg, LLAMA2_7B)
+    line = next(x for x in lines if x.startswith("  adaptive"))
+    assert "speed measured, not solved" in line and line.count("adaptive[p") == 5
 
 
 def test_sweep_spec_errors_name_the_bad_value():
