@@ -300,10 +300,20 @@ def test_method_categories_are_validated_and_widened(tiny):
 # --- the whole protocol, for real, on a tiny model --------------------------------------------------
 
 
-def _protocol(tiny_model, longbench_dir, out: Path, experiment: str = "protocol_cpu") -> list[str]:
+def _protocol(
+    tiny_model,
+    longbench_dir,
+    out: Path,
+    experiment: str = "protocol_cpu",
+    families: str = "lazyllm,random_drop",
+) -> list[str]:
     """A tiny protocol run: 3 datasets, 1 row each of a part, a 2-family sweep in the dev phase."""
     base = [o for o in tiny_overrides(tiny_model, longbench_dir, out / "runs") if not o.startswith("suite.")]
-    sweep = ["sweep.families=[lazyllm,random_drop]", "sweep.target_speedups=[1.3,2.0]"]
+    sweep = [
+        f"sweep.families=[{families}]",
+        "sweep.target_speedups=[1.3,2.0]",
+        "sweep.adaptive_masses=[0.9,0.5]",
+    ]
     return [
         f"experiment={experiment}", *base, "suite.datasets=[hotpotqa,triviaqa,lcc]", "suite.limit=1",
         "suite.max_new_tokens_cap=4", *(sweep if experiment == "protocol_cpu" else []),
@@ -339,20 +349,26 @@ def test_protocol_end_to_end_on_a_tiny_model(tiny_model, longbench_dir, tmp_path
     from lazybench.protocol.report import protocol_report, select_points
     from lazybench.runner.run import run
 
-    dev = run(compose_cfg(_protocol(tiny_model, longbench_dir, tmp_path)))
+    families = "lazyllm,random_drop,adaptive"
+    dev = run(compose_cfg(_protocol(tiny_model, longbench_dir, tmp_path, families=families)))
     dev_records = read_records(dev.records_path).records
     labels = {r["method_label"] for r in dev_records}
-    assert len(labels) == 6  # baseline, the default schedule, 2 x 2 sweep settings
+    assert len(labels) == 8  # baseline, the default schedule, 2 x 2 solved sweep settings, 2 masses
+    adaptive = [r for r in dev_records if r["method"] == "adaptive"]
+    assert adaptive and all(r["pruned"] for r in adaptive)  # its speed: the records' FLOP fraction
     conf = tmp_path / "conf" / "experiment"
     selection = select_points(dev.run_dir, {"rule": "target", "target_speedup": 1.5, "speed": "flop_speedup"},
                               out=conf / "tinyproto_points.yaml")  # fmt: skip
-    assert set(selection.chosen["family"]) == {"lazyllm", "random_drop"}
-    assert (selection.chosen["flop_speedup"] >= 1.5).all()  # the FLOP-ideal speed the rule asked for
+    assert set(selection.chosen["family"]) == {"lazyllm", "random_drop", "adaptive"}
+    solved = selection.chosen[selection.chosen["family"] != "adaptive"]
+    assert (solved["flop_speedup"] >= 1.5).all()  # the FLOP-ideal speed the rule asked for
+    one = yaml.safe_load(selection.path.read_text())["protocol"]["selection"]["one_setting"]
+    assert one["family"] == "adaptive" and one["method_label"].startswith("adaptive[p")
     assert (dev.run_dir / "protocol" / "selection.md").is_file()
     points = yaml.safe_load(selection.path.read_text())
     assert points["defaults"] == ["protocol_cpu", "_self_"] and points["split"]["part"] == "test"
 
-    test_cfg = compose_cfg(_protocol(tiny_model, longbench_dir, tmp_path, "tinyproto_points"))
+    test_cfg = compose_cfg(_protocol(tiny_model, longbench_dir, tmp_path, "tinyproto_points", families))
     assert test_cfg.sweep is None and test_cfg.split.part == "test"
     test = run(test_cfg)
     assert test.run_dir != dev.run_dir
@@ -360,8 +376,10 @@ def test_protocol_end_to_end_on_a_tiny_model(tiny_model, longbench_dir, tmp_path
     assert not {r["example_id"] for r in test_records} & {r["example_id"] for r in dev_records}
     chosen = {(c, lab) for c, lab in zip(selection.chosen["category"], selection.chosen["method_label"])}
     for rec in test_records:  # a chosen setting ran only on the categories it was chosen for
-        if rec["method_label"] in {lab for _, lab in chosen}:
+        if rec["method_label"] in {lab for _, lab in chosen} and rec["method_label"] != one["method_label"]:
             assert (rec["category"], rec["method_label"]) in chosen
+    # the one setting for every category ran on every test row
+    assert sum(r["method_label"] == one["method_label"] for r in test_records) == 3
 
     report = protocol_report(selection.path, test.run_dir, paper="llama2", out=tmp_path / "tables")
     t1 = report.table1
@@ -370,7 +388,21 @@ def test_protocol_end_to_end_on_a_tiny_model(tiny_model, longbench_dir, tmp_path
     lazy = t1[(t1["method"] == "lazyllm")]
     assert lazy["paper_llama2_ttft_speedup"].notna().all()  # the paper's numbers beside ours
     assert "reported on disjoint rows" in report.markdown
-    for name in ("table1.md", "table2.csv", "figure5_score.png", "figure5_fidelity.png", "report.md"):
+    t_one = report.one_setting
+    assert (t_one["method"] == "adaptive (one p)").sum() == 3 and set(t_one["category"]) == set(
+        t1["category"]
+    )
+    assert (t_one["method"] == "lazyllm (chosen per category)").sum() == 3
+    assert t_one.loc[t_one["method"] == "adaptive (one p)", "flop_speedup"].notna().all()
+    assert "## One p for all categories" in report.markdown
+    for name in (
+        "table1.md",
+        "table2.csv",
+        "figure5_score.png",
+        "figure5_fidelity.png",
+        "report.md",
+        "one_setting.md",
+    ):
         assert (tmp_path / "tables" / name).is_file(), name
     same = protocol_report(selection.path, None, out=tmp_path / "same", plots=False)
     assert "selected on the reported rows" in same.markdown

@@ -42,6 +42,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def choice(line: Any) -> dict[str, Any]:
+    """A chosen line's CHOICE_COLUMNS as YAML-friendly values."""
+    return {c: _plain(line[c]) for c in CHOICE_COLUMNS}
+
+
 def points_config(
     entries: list[dict[str, Any]],
     chosen: pd.DataFrame,
