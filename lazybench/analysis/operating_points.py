@@ -20,7 +20,9 @@ timing noise). When no setting passes, the one closest to passing is kept and `p
 Whole-output agreement measured here (the other numbers come from `lazybench.aggregate`):
 - prefix_agreement: words the output shares with the baseline's output from the start, over the
   longer of the two (1.0 when equal, both empty included); a row's repeats are averaged, then rows;
-- same_output_pct: % of rows whose output equals the baseline's exactly.
+- same_output_pct: % of rows whose output equals the baseline's exactly;
+- token_agreement (from the records, lazybench.runner.fidelity): generated token ids shared with
+  the baseline's from the start, over the longer output; NaN for records made before it existed.
 """
 
 from __future__ import annotations
@@ -36,13 +38,13 @@ from lazybench.columns import BASELINE, OVERALL, PAPER_CATEGORIES, group_sort_ke
 
 RULES = ("score", "fidelity", "target")
 SPEEDS = ("ttft_speedup", "flop_speedup")
-FIDELITY_METRICS = ("rouge_l_vs_baseline", "prefix_agreement", "same_output_pct")
+FIDELITY_METRICS = ("rouge_l_vs_baseline", "prefix_agreement", "same_output_pct", "token_agreement")
 #: Columns of a candidate (one setting in one category of one run).
 CANDIDATE_COLUMNS = [
     "run_dir", "run", "model", "category", "family", "method", "method_label", "n_rows", "score",
     "baseline_score", "relative_score", "ttft_speedup", "flop_speedup", "generation_speedup",
     "pct_prompt_computed", "first_token_match_pct", "rouge_l_vs_baseline", "prefix_agreement",
-    "same_output_pct",
+    "same_output_pct", "token_agreement",
 ]  # fmt: skip
 GROUP = ["run_dir", "model", "category", "family"]
 

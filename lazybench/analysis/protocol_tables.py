@@ -31,12 +31,12 @@ FAMILY_ORDER = (
 DEFAULT_ROW = "lazyllm (default)"
 TABLE1 = [
     "category", "method", "setting", "chosen_ok", "n_rows", "score", "baseline_score", "relative_score",
-    "ttft_speedup", "flop_speedup", "rouge_l_vs_baseline", "prefix_agreement",
+    "ttft_speedup", "flop_speedup", "rouge_l_vs_baseline", "prefix_agreement", "token_agreement",
 ]  # fmt: skip
 TABLE2 = ["category", "method", "setting", "n_rows", "pct_prompt_computed", "generation_speedup"]
 ONE_SETTING = [
     "category", "method", "setting", "n_rows", "score", "relative_score", "ttft_speedup", "flop_speedup",
-    "pct_prompt_computed", "rouge_l_vs_baseline", "prefix_agreement",
+    "pct_prompt_computed", "rouge_l_vs_baseline", "prefix_agreement", "token_agreement",
 ]  # fmt: skip
 ONE_ROW = "adaptive (one p)"
 

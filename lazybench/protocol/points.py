@@ -28,6 +28,7 @@ HEADER = """# @package _global_
 CHOICE_COLUMNS = [
     "category", "family", "method_label", "passes", "n_rows", "score", "baseline_score",
     "relative_score", "ttft_speedup", "flop_speedup", "rouge_l_vs_baseline", "prefix_agreement",
+    "token_agreement",
 ]  # fmt: skip
 
 

@@ -29,7 +29,8 @@ from lazybench.tablewriter import to_markdown, write_table
 #: The family also chosen once for every category ("one p for all categories", issue 12 item 4).
 ONE_FAMILY = "adaptive"
 SELECTION_COLUMNS = ["category", "family", "method_label", "passes", "n_rows", "score", "baseline_score",
-                     "ttft_speedup", "flop_speedup", "rouge_l_vs_baseline", "prefix_agreement"]  # fmt: skip
+                     "ttft_speedup", "flop_speedup", "rouge_l_vs_baseline", "prefix_agreement",
+                     "token_agreement"]  # fmt: skip
 
 
 def _shown(path: Path) -> str:
