@@ -61,13 +61,14 @@ GROUP_KEY = [*RUN_KEY, "level", "group"]
 _ROW_VALUES = [
     "score", "ttft_s", "total_s", "prompt_tokens", "new_tokens", "pct_prompt_computed",
     "prefill_flop_fraction", "pruned", "truncated", "first_token_match", "first_token_kl",
-    "rouge_l_vs_baseline", "ttft_spread",
+    "rouge_l_vs_baseline", "ttft_spread", "token_agreement",
 ]  # fmt: skip
 _MEANS = {
     "ttft_s": "ttft_s", "total_s": "total_s", "prompt_tokens": "prompt_tokens", "new_tokens": "new_tokens",
     "pct_prompt_computed": "pct_prompt_computed", "prefill_flop_fraction": "prefill_flop_fraction",
     "pruned_pct": "pruned", "truncated_pct": "truncated", "first_token_match_pct": "first_token_match",
     "first_token_kl": "first_token_kl", "rouge_l_vs_baseline": "rouge_l_vs_baseline",
+    "token_agreement": "token_agreement",
 }  # fmt: skip
 _PERCENT = ("pruned_pct", "truncated_pct", "first_token_match_pct")
 SUMMARY_COLUMNS = [

@@ -22,6 +22,7 @@ NULLABLE_NUMERIC_COLUMNS = (
     "first_token_match",
     "first_token_kl",
     "rouge_l_vs_baseline",
+    "token_agreement",
 )
 RECORD_COLUMNS = tuple(f.name for f in dataclasses.fields(RunRecord))
 

@@ -1,5 +1,6 @@
 """Methods behind one interface; importing this package registers them all."""
 
+from lazybench.methods.adaptive import AdaptiveLazyLLM
 from lazybench.methods.base import (
     METHODS,
     Baseline,
@@ -19,6 +20,7 @@ from lazybench.methods.static import StaticPruning
 from lazybench.methods.token_drop import RandomDrop
 
 __all__ = [
+    "AdaptiveLazyLLM",
     "H2O",
     "METHODS",
     "Baseline",

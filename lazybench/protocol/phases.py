@@ -32,8 +32,17 @@ def settings_lines(cfg: DictConfig, config: Any) -> list[str]:
         f"sweep: {len(settings)} settings, FLOP-ideal TTFT speedup at {prompt_tokens(cfg, spec)} prompt tokens:"
     ]
     for family in spec.families:
-        mine = [f"{s.label} {s.speedup:.2f}x" for s in settings if s.family == family]
-        lines.append(f"  {family}: " + ", ".join(mine))
+        mine = [s for s in settings if s.family == family]
+        measured = [s for s in mine if s.speedup is None]
+        if measured:  # speed follows the prompt (adaptive): only its FLOP-ideal bounds are known
+            slow, fast = measured[0].speed_range or (float("nan"), float("nan"))
+            lines.append(
+                f"  {family} (speed measured, not solved; FLOP-ideal {slow:.2f}x at the ceiling .. "
+                f"{fast:.2f}x at the floor): " + ", ".join(s.label for s in measured)
+            )
+        solved = [f"{s.label} {s.speedup:.2f}x" for s in mine if s.speedup is not None]
+        if solved:
+            lines.append(f"  {family}: " + ", ".join(solved))
     return lines
 
 
@@ -54,7 +63,13 @@ def protocol_outline(cfg: DictConfig, hours=None, why: str = "", rates: dict[str
             f"phase 1 of 2 (dev sweep on the dev part of the rows, dev_fraction {split.get('dev_fraction')}): "
             f"families {', '.join(spec.families)}, {spec.points} settings each, solved from the model's "
             f"shape for FLOP-ideal TTFT speedups {spec.min_speedup}x..{spec.max_speedup}x (the methods "
-            "line above, where the preset's published shape is known)",
+            "line above, where the preset's published shape is known)"
+            + (
+                f"; adaptive: attention masses {', '.join(f'{m:g}' for m in spec.adaptive_masses)}, "
+                "speed measured, not solved"
+                if "adaptive" in spec.families
+                else ""
+            ),
             f"selection: lazybench protocol select <phase-1 run dir> -> conf/experiment/{points}.yaml "
             f"(rule: {rule})",
             f"phase 2 of 2 (test rows at the chosen points): lazybench experiment={points}, "

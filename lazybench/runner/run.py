@@ -207,7 +207,7 @@ def _build_rows(
             raise error(f"dataset {task.name!r}: {err}") from None
         except (DataFormatError, ValueError) as err:  # ValueError: e.g. a probe grid
             raise RunConfigError(f"dataset {task.name!r}: {err}") from None
-        settings = generation_settings(task, tokenizer, suite.max_new_tokens_cap)
+        settings = generation_settings(task, tokenizer, suite.max_new_tokens_cap, suite.min_new_tokens)
         for ex in examples:
             if shard is not None and not shard.owns(ex.id):
                 continue
@@ -500,6 +500,7 @@ class _Generator:
                 "max_length": m.get("max_length"),
                 "prompt_tokens_before_truncation": row.prompt.n_tokens_before_truncation,
                 "max_new_tokens": row.settings.max_new_tokens,
+                "min_new_tokens": row.settings.min_new_tokens,  # stops ignored before (suite.min_new_tokens)
                 "first_token_id": result.tokens[0] if result.tokens else None,
                 "original_prompt_tokens": result.original_prompt_tokens,
                 "prompt_rewrite_s": result.prompt_rewrite_s,
@@ -703,14 +704,15 @@ def _run_pending(plan: RunPlan, pending_rows: list[Row], done: dict, records_pat
                 lambda key, row=row, entries=entries: gen.prefill_sample(entries[key], row, key[1]),
             )
             base_key = (row.id, baseline.label, 0)
-            base_logits = None
+            base_logits = base_tokens = None
             if base_key not in done:
                 result = gen.generate(baseline, row, 0, keep_logits=keep)
-                base_logits = result.first_logits
+                base_logits, base_tokens = result.first_logits, result.tokens
                 result, samples = with_samples(result, earlier[(baseline.label, 0)])
                 write(gen.record(baseline, row, 0, result, samples=samples))
-            elif keep:  # resumed row: recompute the baseline's first-token logits, record nothing
-                base_logits = gen.generate(baseline, row, 0, keep_logits=True).first_logits
+            elif keep:  # resumed row: recompute the baseline's first-token logits and tokens, record nothing
+                again = gen.generate(baseline, row, 0, keep_logits=True)
+                base_logits, base_tokens = again.first_logits, again.tokens
             base_prediction = done[base_key]["prediction"]
             for entry, repeat in others:
                 result = gen.generate(entry, row, repeat, keep_logits=keep)
@@ -718,13 +720,15 @@ def _run_pending(plan: RunPlan, pending_rows: list[Row], done: dict, records_pat
                 record = gen.record(entry, row, repeat, result, samples=samples)
                 if want_fidelity:
                     record_fid = fidelity(
-                        base_logits, base_prediction, result.first_logits, record.prediction
-                    )
+                        base_logits, base_prediction, result.first_logits, record.prediction,
+                        result.tokens, base_tokens,
+                    )  # fmt: skip
                     record.first_token_match = record_fid.first_token_match
                     record.first_token_kl = record_fid.first_token_kl
                     record.rouge_l_vs_baseline = record_fid.rouge_l_vs_baseline
+                    record.token_agreement = record_fid.token_agreement
                 write(record)
-            del base_logits
+            del base_logits, base_tokens
             progress.row_done()
     finally:
         progress.close()

@@ -40,6 +40,10 @@ class Suite:
         seed: None takes the first ``limit`` rows; an int a seeded subset (see `load_examples`).
         max_new_tokens_cap: upper bound on every dataset's ``max_new_tokens`` (None: the
             protocol's values). Capped runs are not paper-comparable for long-output datasets.
+        min_new_tokens: EOS (and a dataset's stop token) is ignored until this many tokens are
+            out (at most the dataset's budget), for every method alike, so whole-output fidelity
+            is measured over outputs of a known length (None: the dataset's own rule). Forced
+            outputs are not the protocol's: their task scores are not paper-comparable.
         options: options of the datasets' benchmarks, by benchmark name (``{"probes": ProbeGrid}``),
             as each benchmark's `check_options` returns them.
     """
@@ -50,6 +54,7 @@ class Suite:
     seed: int | None = None
     max_new_tokens_cap: int | None = None
     options: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    min_new_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.datasets, str):
@@ -60,7 +65,7 @@ class Suite:
         self._check_options()
         if len(set(self.datasets)) != len(self.datasets):
             raise ValueError(f"suite {self.name!r}: duplicate datasets in {self.datasets}")
-        for key in ("limit", "seed", "max_new_tokens_cap"):
+        for key in ("limit", "seed", "max_new_tokens_cap", "min_new_tokens"):
             value = getattr(self, key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise TypeError(f"suite {self.name!r}: {key} must be an integer or None, got {value!r}")
@@ -68,6 +73,10 @@ class Suite:
             raise ValueError(f"suite {self.name!r}: limit must be positive or None, got {self.limit}")
         if self.max_new_tokens_cap is not None and self.max_new_tokens_cap <= 0:
             raise ValueError(f"suite {self.name!r}: max_new_tokens_cap must be positive or None")
+        if self.min_new_tokens is not None and self.min_new_tokens < 0:
+            raise ValueError(
+                f"suite {self.name!r}: min_new_tokens must be >= 0 or None, got {self.min_new_tokens}"
+            )
 
     def _check_options(self) -> None:
         """Each benchmark of the suite checks (and normalises) its options; others are refused."""
@@ -111,6 +120,7 @@ class Suite:
             limit=data.get("limit"),
             seed=data.get("seed"),
             max_new_tokens_cap=data.get("max_new_tokens_cap"),
+            min_new_tokens=data.get("min_new_tokens"),
             options={k: v for k, v in data.items() if k in BENCHMARKS and v is not None},
         )
 
