@@ -68,7 +68,7 @@ def test_floor_and_ceiling_are_honoured(keep_mass, floor, ceiling) -> None:
 def test_method_config_label_and_errors() -> None:
     method = build_method("adaptive", keep_mass=0.95, boundaries=[9, 19, 28], unit="layer")
     assert method.label() == "adaptive[p0.95,L9,L19,L28,f0.05,c0.9]"
-    assert build_method("adaptive").label() == "adaptive[p0.9,d0.3,d0.6,d0.9,f0.05,c0.9]"
+    assert build_method("adaptive").label() == "adaptive[p0.99,d0.3,d0.6,d0.9,f0.05,c0.9]"
     with pytest.raises(ValueError, match="keep_mass must be in"):
         build_method("adaptive", keep_mass=1.5)
     with pytest.raises(ValueError, match="floor 0.5 is above ceiling 0.3"):

@@ -56,11 +56,12 @@ def test_suite_min_new_tokens_reaches_the_generation_settings() -> None:
     tokenizer = AutoTokenizer.from_pretrained(smollm2_folder())
     hotpot, samsum = get_task("hotpotqa"), get_task("samsum")
     assert generation_settings(hotpot, tokenizer, 128).min_new_tokens == 0  # the dataset's own rule
-    assert generation_settings(hotpot, tokenizer, 128, 128).min_new_tokens == 32  # at most the budget
+    forced = generation_settings(hotpot, tokenizer, 128, 128)  # hotpotqa's budget is 32: raised to 128
+    assert forced.min_new_tokens == 128 and forced.max_new_tokens == 128
     forced = generation_settings(samsum, tokenizer, 128, 128)
     assert forced.min_new_tokens == 128 and forced.stop_token_ids  # samsum's newline stop, ignored until 128
-    suite = Suite.from_dict({"name": "s", "datasets": ["hotpotqa"], "min_new_tokens": 16})
-    assert suite.min_new_tokens == 16
+    suite = Suite.from_dict({"name": "s", "datasets": ["hotpotqa"], "min_new_tokens": 64})
+    assert suite.min_new_tokens == 64 and suite.max_new_tokens("hotpotqa") == 64
     with pytest.raises(ValueError, match="min_new_tokens must be >= 0"):
         Suite.from_dict({"name": "s", "datasets": ["hotpotqa"], "min_new_tokens": -1})
 

@@ -136,7 +136,7 @@ def test_adaptive_family_lists_masses_at_one_template(no_model_load):
         {"families": ["adaptive"], "params": {"adaptive": {"floor": 0.2, "ceiling": 0.6}}}
     )
     entries = [s.entry(fixed.params["adaptive"]) for s in expand(fixed, shape, 3500)]
-    assert len(entries) == 5 and entries[-1]["label"] == "adaptive[p0.8,L9,L19,L28,f0.2,c0.6]"
+    assert len(entries) == 5 and entries[-1]["label"] == "adaptive[p0.98,L9,L19,L28,f0.2,c0.6]"
     assert (
         build_method(
             "adaptive", **{k: v for k, v in entries[-1].items() if k not in ("name", "label")}
@@ -353,6 +353,11 @@ def test_protocol_end_to_end_on_a_tiny_model(tiny_model, longbench_dir, tmp_path
     dev = run(compose_cfg(_protocol(tiny_model, longbench_dir, tmp_path, families=families)))
     dev_records = read_records(dev.records_path).records
     labels = {r["method_label"] for r in dev_records}
+    from lazybench.analysis.ladder import write_ladder
+
+    ladder_md = write_ladder(dev.run_dir, tmp_path / "ladder")  # every family at the rungs 1.3x, 2.0x
+    assert "| 1.30 | lazyllm |" in ladder_md and "## Ordering" in ladder_md
+    assert (tmp_path / "ladder" / "ordering.md").is_file()
     assert len(labels) == 8  # baseline, the default schedule, 2 x 2 solved sweep settings, 2 masses
     adaptive = [r for r in dev_records if r["method"] == "adaptive"]
     assert adaptive and all(r["pruned"] for r in adaptive)  # its speed: the records' FLOP fraction

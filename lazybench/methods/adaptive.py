@@ -103,7 +103,7 @@ class AdaptiveLazyLLM(Method):
 
     query_aware: ClassVar[bool] = True
     saves: ClassVar[str] = "both"
-    keep_mass: float = 0.9
+    keep_mass: float = 0.99
     boundaries: tuple[float, ...] = field(default=DEFAULT_BOUNDARIES)
     unit: str = "depth"
     floor: float = DEFAULT_FLOOR

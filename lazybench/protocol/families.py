@@ -77,7 +77,7 @@ PREFILL_FAMILIES = ("lazyllm", "static", "random_drop", "gemfilter")
 KV_FAMILIES = ("streamingllm", "snapkv", "h2o")
 FAMILIES = (*PREFILL_FAMILIES, "selective_context", *KV_FAMILIES, "adaptive")
 #: The adaptive family's default attention masses, mildest (largest) first.
-ADAPTIVE_MASSES = (0.995, 0.98, 0.95, 0.9, 0.8)
+ADAPTIVE_MASSES = (0.9995, 0.999, 0.995, 0.99, 0.98)
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,22 @@ def _bytes_per(spec, classes: list[str]) -> int:
     return resolve_dtype(spec.dtype, torch.device("cpu" if classes == ["cpu"] else "cuda")).itemsize
 
 
+def _output_lines(plan: RunPlan) -> list[str]:
+    """The output budget, and a forced length (suite.min_new_tokens) where one is set."""
+    budgets = sorted({r.settings.max_new_tokens for r in plan.rows})
+    forced = sorted({r.settings.min_new_tokens for r in plan.rows})
+    if not budgets or plan.cfg.suite.get("min_new_tokens") is None:
+        return []
+
+    def span(values: list[int]) -> str:
+        return str(values[0]) if values[0] == values[-1] else f"{values[0]}..{values[-1]}"
+
+    return [
+        f"outputs: {span(budgets)} new tokens, EOS and stop tokens ignored until {span(forced)} are out "
+        f"(suite.min_new_tokens={plan.cfg.suite.min_new_tokens}), every method alike"
+    ]
+
+
 def _done(run_dir) -> set[tuple[str, str, int]]:
     from lazybench.records import RECORDS_FILE, read_records
 
@@ -181,6 +197,7 @@ def describe_parts(plan: RunPlan, config, rates: dict | None = None) -> tuple[st
         f"{truncated} rows middle-truncated"
         if tokens
         else "prompt tokens: no rows",
+        *_output_lines(plan),
         "methods: "
         + ", ".join(
             (f"{m.label} x{m.repeats}" if m.repeats > 1 else m.label)

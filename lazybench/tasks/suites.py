@@ -40,10 +40,11 @@ class Suite:
         seed: None takes the first ``limit`` rows; an int a seeded subset (see `load_examples`).
         max_new_tokens_cap: upper bound on every dataset's ``max_new_tokens`` (None: the
             protocol's values). Capped runs are not paper-comparable for long-output datasets.
-        min_new_tokens: EOS (and a dataset's stop token) is ignored until this many tokens are
-            out (at most the dataset's budget), for every method alike, so whole-output fidelity
-            is measured over outputs of a known length (None: the dataset's own rule). Forced
-            outputs are not the protocol's: their task scores are not paper-comparable.
+        min_new_tokens: every output gets this many tokens, for every method alike: EOS (and a
+            dataset's stop token) is ignored until they are out, and a smaller budget (the
+            dataset's, or the cap's) is raised to it; so whole-output fidelity is measured over
+            outputs of a known length (None: the dataset's own rule). Forced outputs are not the
+            protocol's: their task scores are not paper-comparable.
         options: options of the datasets' benchmarks, by benchmark name (``{"probes": ProbeGrid}``),
             as each benchmark's `check_options` returns them.
     """
@@ -129,11 +130,12 @@ class Suite:
         return [get_task(name) for name in self.datasets]
 
     def max_new_tokens(self, task: TaskSpec | str) -> int:
-        """The dataset's ``max_new_tokens``, capped by ``max_new_tokens_cap``."""
+        """The dataset's ``max_new_tokens``, capped by ``max_new_tokens_cap``, raised to ``min_new_tokens``."""
         task = get_task(task) if isinstance(task, str) else task
-        if self.max_new_tokens_cap is None:
-            return task.max_new_tokens
-        return min(task.max_new_tokens, self.max_new_tokens_cap)
+        budget = task.max_new_tokens
+        if self.max_new_tokens_cap is not None:
+            budget = min(budget, self.max_new_tokens_cap)
+        return budget if self.min_new_tokens is None else max(budget, self.min_new_tokens)
 
     def examples(
         self, dataset: str, data_dir: str | Path | None = None, *, tokenizer: Any = None, split: Any = None
