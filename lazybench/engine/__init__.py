@@ -11,7 +11,7 @@ from lazybench.engine.policy import (
     top_k_indices,
     top_k_mask,
 )
-from lazybench.engine.schedule import LayerPlan, Schedule, ScheduleError
+from lazybench.engine.schedule import LayerPlan, Schedule, ScheduleError, check_fraction, kept_count
 from lazybench.engine.state import StageTrace, TokenState
 
 __all__ = [
@@ -30,7 +30,9 @@ __all__ = [
     "TokenPolicy",
     "TokenState",
     "UnsupportedModelError",
+    "check_fraction",
     "generate",
+    "kept_count",
     "top_k_indices",
     "top_k_mask",
 ]

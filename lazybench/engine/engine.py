@@ -179,13 +179,8 @@ class LazyEngine:
         state.length = context_len
         step = state.steps
         state.steps += 1
-        batch = state.arange(context_len)[first_new:]
-        active = policy.initial_active(step, context_len, parts.device)
-        prefix = active is None
-        if prefix:
-            active = state.arange(context_len)
-        if batch.numel() == active.numel():
-            batch = active  # prefill: the rows being computed are exactly the candidates
+        active = state.arange(context_len)  # every position is visible at layer 0
+        batch = active if first_new == 0 else active[first_new:]  # prefill: the rows are the candidates
         # KV-selection policies: scores at chosen layers of this step, and per-head reads in decoding
         head_rows = state.head_rows if state.head_keep is not None else None
         if head_rows is not None:
@@ -200,7 +195,7 @@ class LazyEngine:
             batch=batch,
             active=active,
             new_rows=True,
-            prefix=prefix,
+            prefix=True,
             layer_sink=policy.layer_scores(step, state, parts),
             head_rows=head_rows,
             rows_per_layer=[0] * parts.num_layers,
@@ -209,9 +204,7 @@ class LazyEngine:
     def _boundary(self, state: TokenState, flow: StepFlow, s: int, start: int, keep: float) -> None:
         """Cross one stage boundary: keep the policy's choice of candidates, park pruned rows in the
         Aux Cache, and bring back kept tokens that lack KV here from the Aux Cache (revival)."""
-        scores = flow.sink.pop(start - 1, None)
-        if scores is not None and flow.masked_read is not None:
-            scores = scores.index_select(0, flow.masked_read)  # the softmax already excluded the rest
+        scores = flow.sink.pop(start - 1, None)  # aligned with the active set (see ScoreSink)
         candidates = flow.active
         if scores is not None and scores.numel() != candidates.numel():
             raise EngineInvariantError(f"{scores.numel()} scores for {candidates.numel()} candidates")
@@ -273,7 +266,7 @@ class LazyEngine:
     def _plan_reads(self, state: TokenState, flow: StepFlow, s: int) -> dict[int | None, torch.Tensor | None]:
         """Tell the cache where this stage writes and what it reads; return the attention masks."""
         read = "self" if flow.self_attending else ("prefix" if flow.prefix else "index")
-        member = flow.masked_read = flow.sink.key_mask = None
+        flow.masked_read = flow.sink.key_index = None
         if (
             self.decode_read == "masked"
             and read == "index"
@@ -281,13 +274,31 @@ class LazyEngine:
             and self.parts.attn_impl == "sdpa"
             and flow.head_rows is None
         ):  # read the whole prefix through a mask instead of gathering the active KV at every layer
-            read, flow.masked_read = "prefix", flow.active
-            member = torch.zeros(flow.context_len, dtype=torch.bool, device=flow.active.device)
-            flow.sink.key_mask = member.index_fill_(0, flow.active, True)
+            flow.masked_read = flow.sink.key_index = flow.active
+            state.plan_stage(flow.batch, flow.first_new if flow.new_rows else None, "prefix", flow.active)
+            state.masked_keys = flow.active.numel()
+            return self._newest_masks(s, flow.active, flow.context_len)
         state.plan_stage(flow.batch, flow.first_new if flow.new_rows else None, read, flow.active)
-        state.masked_keys = None if member is None else flow.active.numel()
-        keys = state.arange(flow.context_len) if member is not None else flow.active
-        return self._masks(s, flow.batch, keys, flow.self_attending, member, max_span=flow.context_len - 1)
+        state.masked_keys = None
+        return self._masks(s, flow.batch, flow.active, flow.self_attending, max_span=flow.context_len - 1)
+
+    def _newest_masks(
+        self, stage: int, active: torch.Tensor, context_len: int
+    ) -> dict[int | None, torch.Tensor]:
+        """Additive masks over the whole prefix for the newest token alone: 0 at the active keys (and
+        inside the window), the dtype's lowest value elsewhere. Additive, not bool, so SDPA need not
+        convert it at every layer; the newest token is always active, so no row is fully masked."""
+        lowest = torch.finfo(self.parts.dtype).min
+        member = torch.full((context_len,), lowest, dtype=self.parts.dtype, device=active.device)
+        member.index_fill_(0, active, 0.0)
+        masks = {}
+        for window in self._windows_by_stage[stage]:
+            mask = member
+            if window is not None and context_len > window:  # keys up to context_len - 1 - window
+                mask = member.clone()
+                mask[: context_len - window].fill_(lowest)
+            masks[window] = mask.view(1, 1, 1, context_len)
+        return masks
 
     def _masks(
         self,
@@ -295,14 +306,12 @@ class LazyEngine:
         q_pos: torch.Tensor,
         k_pos: torch.Tensor,
         self_attending: bool,
-        member: torch.Tensor | None = None,
         max_span: int | None = None,
     ) -> dict[int | None, torch.Tensor | None]:
         """Attention masks by sliding window, built from positions (never from row order).
 
         None where SDPA's own causal flag (or no mask, for a single newest query) is exact: an
         explicit mask halves CPU prefill attention (see shared/notes/transformers5_notes.md).
-        `member` (bool over k_pos) marks the active keys when the cache is read whole and masked.
         `max_span` bounds (newest query - oldest key), so whether a window can bind is decided on
         the host; a window mask where it cannot bind is merely redundant. A single query is the
         newest token (always kept), so every key is causally visible to it.
@@ -313,15 +322,13 @@ class LazyEngine:
         for window in self._windows_by_stage[stage]:
             span = max_span if max_span is not None or window is None else int(q_pos[-1] - k_pos[0])
             needs_window = window is not None and span >= window
-            if not eager and not needs_window and member is None and (self_attending or single_newest):
+            if not eager and not needs_window and (self_attending or single_newest):
                 masks[window] = None
                 continue
             if single_newest:
-                allowed = (member if member is not None else torch.ones_like(k_pos, dtype=torch.bool))[None]
+                allowed = torch.ones_like(k_pos, dtype=torch.bool)[None]
             else:
                 allowed = k_pos[None, :] <= q_pos[:, None]
-                if member is not None:
-                    allowed &= member[None, :]
             if needs_window:
                 allowed = allowed & (k_pos[None, :] > q_pos[:, None] - window)
             allowed = allowed[None, None]

@@ -16,7 +16,6 @@ decoding reads (`TokenState.set_head_keep`).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from lazybench.engine.attention import as_fp32, last_query_scores
-from lazybench.engine.schedule import Schedule
+from lazybench.engine.schedule import Schedule, kept_count
 
 if TYPE_CHECKING:
     from lazybench.engine.adapter import ModelParts
@@ -52,7 +51,7 @@ class Selection:
         schedule says. In decoding it is the prompt plus the tokens generated so far: the paper
         prunes by a percentile of the tokens present, and the generated ones are candidates too.
         """
-        return min(self.candidates.numel(), max(1, math.ceil(self.keep_fraction * self.context_len - 1e-9)))
+        return min(self.candidates.numel(), kept_count(self.keep_fraction, self.context_len))
 
 
 class TokenPolicy:
@@ -65,10 +64,6 @@ class TokenPolicy:
 
     def needs_scores(self, step: int, stage: int) -> bool:
         return False
-
-    def initial_active(self, step: int, context_len: int, device: torch.device) -> torch.Tensor | None:
-        """Positions visible at layer 0 of this step; None means the whole context."""
-        return None
 
     def select(self, sel: Selection) -> torch.Tensor | None:
         """Sorted int64 indices into `sel.candidates` of the kept ones (the last, the newest token,

@@ -93,7 +93,7 @@ class TokenState:
     has_kv: torch.Tensor = field(init=False)
     compute_count: torch.Tensor | None = field(init=False)
     aux: dict[int, torch.Tensor] = field(init=False)
-    has_aux: dict[int, torch.Tensor] = field(init=False)
+    has_aux: dict[int, torch.Tensor] | None = field(init=False)
     # boundaries where some token may sit in the Aux Cache (host-side: lets a step skip the revival
     # count where nothing could be revived)
     parked: set[int] = field(init=False)
@@ -131,9 +131,12 @@ class TokenState:
             b: torch.empty(self.capacity, self.hidden_size, dtype=self.dtype, device=dev)
             for b in self.boundary_layers
         }
-        self.has_aux = {
-            b: torch.zeros(self.capacity, dtype=torch.bool, device=dev) for b in self.boundary_layers
-        }
+        # which tokens sit in the Aux Cache: only the invariant checks read it, so it is kept only then
+        self.has_aux = (
+            {b: torch.zeros(self.capacity, dtype=torch.bool, device=dev) for b in self.boundary_layers}
+            if self.count_computations
+            else None
+        )
         self.parked = set()
         # [heads, capacity, dim] views of the KV buffers: CPU index_select is several times slower
         # along dim 2 of the 4-D buffer; on a GPU the 4-D gather is one op fewer

@@ -55,6 +55,14 @@ class Method:
     query_aware: ClassVar[bool] = False  # does selection look at the question (the last tokens)?
     saves: ClassVar[str] = "nothing"  # "prefill", "decode", "both" or "nothing"
     stochastic: ClassVar[bool] = False  # the runner repeats stochastic methods over seeds
+    # The row this method is in the LazyLLM paper's tables ("Static Token Pruning"), None if absent.
+    # The analysis derives its table keys from it (`paper_key`): no mapping is kept anywhere else.
+    paper_name: ClassVar[str | None] = None
+
+    @classmethod
+    def paper_key(cls) -> str | None:
+        """The paper row as the committed paper tables spell it: "static_token_pruning"."""
+        return None if cls.paper_name is None else cls.paper_name.lower().replace(" ", "_")
 
     def params(self) -> dict[str, Any]:
         out = {}
@@ -150,6 +158,8 @@ def build_method(name: str, **params: Any) -> Method:
 class Baseline(Method):
     """Full prefill and full-context decoding, through the same engine as every other method."""
 
+    paper_name: ClassVar[str | None] = "Baseline"
+
 
 @register_method("lazyllm")
 @dataclass
@@ -159,6 +169,7 @@ class LazyLLM(Method):
 
     query_aware: ClassVar[bool] = True
     saves: ClassVar[str] = "both"
+    paper_name: ClassVar[str | None] = "LazyLLM"
     schedule: Schedule = dataclasses.field(default_factory=Schedule)
 
     def label(self) -> str:

@@ -26,11 +26,10 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from lazybench.engine import TokenPolicy
+from lazybench.engine import TokenPolicy, check_fraction, kept_count
 from lazybench.engine.attention import as_fp32
 from lazybench.engine.policy import LayerScores, full_attention_layers, grouped_logits, score_flops
 from lazybench.methods.base import Method, register_method
-from lazybench.methods.token_drop import check_fraction, kept_count
 
 
 def _kv_heads(state, layers: list[int]) -> int:

@@ -30,6 +30,7 @@ class StaticPruning(Method):
 
     query_aware: ClassVar[bool] = True
     saves: ClassVar[str] = "both"
+    paper_name: ClassVar[str | None] = "Static Token Pruning"
     schedule: Schedule = dataclasses.field(default_factory=default_static_schedule)
 
     def label(self) -> str:
