@@ -8,8 +8,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tiny_models import tiny_model
 
-from lazybench.engine import LazyEngine, LazyLLMPolicy, Schedule, StaticPruningPolicy, TokenPolicy, generate
+from lazybench.engine import LazyEngine, Schedule, TokenPolicy, generate
 from lazybench.engine.attention import last_query_scores
+from lazybench.methods.lazyllm import LazyLLMPolicy
+from lazybench.methods.static import StaticPruningPolicy
 
 NUM_LAYERS = 8
 MODEL = tiny_model("llama", num_layers=NUM_LAYERS)

@@ -11,7 +11,8 @@ from hypothesis import event, given, reject
 from hypothesis import strategies as st
 from tiny_models import tiny_model
 
-from lazybench.engine import LazyEngine, LazyLLMPolicy, Schedule, generate
+from lazybench.engine import LazyEngine, Schedule, generate
+from lazybench.methods.lazyllm import LazyLLMPolicy
 from lazybench.reference import ReferenceModelError, reference_generate
 
 NUM_LAYERS = 8

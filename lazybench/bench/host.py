@@ -37,9 +37,9 @@ import torch
 
 from lazybench.bench.syncs import HostOpCounter, Tally, generate_module
 from lazybench.bench.ttft import SCHEDULES, add_output_arguments, write_table
-from lazybench.engine import Generation, LazyEngine, LazyLLMPolicy, TokenPolicy
-from lazybench.engine.policy import StaticPruningPolicy
-from lazybench.methods.static import default_static_schedule
+from lazybench.engine import Generation, LazyEngine, TokenPolicy
+from lazybench.methods.lazyllm import LazyLLMPolicy
+from lazybench.methods.static import StaticPruningPolicy, default_static_schedule
 from lazybench.models import resolve_device, resolve_dtype
 
 

@@ -31,7 +31,6 @@ from lazybench.engine.adapter import ModelParts
 from lazybench.engine.attention import SCORES_KWARG, ScoreSink, scoring_attention
 from lazybench.engine.policy import (
     LayerScores,
-    LazyLLMPolicy,
     Selection,
     TokenPolicy,
     mask_indices,
@@ -119,7 +118,7 @@ class LazyEngine:
                 sliding_windows=p.sliding_windows[:num_layers],
                 kv_specs=p.kv_specs[:num_layers],
             )
-        self.policy = policy if policy is not None else LazyLLMPolicy()
+        self.policy = policy if policy is not None else TokenPolicy()
         self.decode_read = decode_read
         if check_invariants is not None:
             self.check_invariants = check_invariants

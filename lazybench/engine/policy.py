@@ -2,6 +2,8 @@
 
 The engine owns the mechanics (caches, revival, masks); a policy only answers "which of these
 tokens are kept", so LazyLLM, static pruning and the KV-selection rivals differ in a few lines.
+Each method's policy lives in its own module under `lazybench.methods`; this module holds the base
+class and the helpers they share (exported by `lazybench.engine`).
 
 A policy answers with the sorted indices of the kept candidates (or None: keep all). Their count
 is then known on the host from the tensor's shape, so the engine never has to read the device to
@@ -155,49 +157,3 @@ def complement_indices(kept: torch.Tensor, n: int) -> torch.Tensor:
     """Sorted indices in 0..n-1 that are not in `kept` (unique), of known size n - len(kept)."""
     others = torch.ones(n, dtype=torch.bool, device=kept.device).index_fill_(0, kept, False)
     return mask_indices(others, n - kept.numel())
-
-
-class LazyLLMPolicy(TokenPolicy):
-    """LazyLLM: at every step, re-select from the whole context by the last token's attention."""
-
-    name = "lazyllm"
-
-    def __init__(self, schedule: Schedule | None = None) -> None:
-        super().__init__(schedule if schedule is not None else Schedule())
-
-    def needs_scores(self, step: int, stage: int) -> bool:
-        return True
-
-    def select(self, sel: Selection) -> torch.Tensor | None:
-        return top_k_indices(sel.scores, sel.n_keep)
-
-
-class StaticPruningPolicy(TokenPolicy):
-    """Prune once in prefill; later steps keep exactly what prefill computed (no revival, no re-selection).
-
-    A later step keeps the candidates with KV at the boundary layer plus the new token: the
-    prefill's kept count at that stage plus every token generated since, a count known on the host.
-    """
-
-    name = "static"
-
-    def __init__(self, schedule: Schedule | None = None) -> None:
-        super().__init__(schedule)
-        self._prompt_len = 0
-        self._kept: dict[int, int] = {}  # stage -> prompt tokens kept there in prefill
-
-    def needs_scores(self, step: int, stage: int) -> bool:
-        return step == 0
-
-    def select(self, sel: Selection) -> torch.Tensor | None:
-        if sel.step == 0:
-            kept = top_k_indices(sel.scores, sel.n_keep)
-            self._prompt_len = sel.context_len
-            self._kept[sel.stage] = sel.candidates.numel() if kept is None else kept.numel()
-            return kept
-        count = self._kept[sel.stage] + sel.context_len - self._prompt_len
-        if count >= sel.candidates.numel():
-            return None
-        mask = sel.has_kv[sel.layer].index_select(0, sel.candidates)
-        mask[-1:].fill_(True)
-        return mask_indices(mask, count)

@@ -4,9 +4,9 @@ from lazybench.methods.base import (
     METHODS,
     Baseline,
     GenerationRequest,
-    LazyLLM,
     Method,
     PreparedPrompt,
+    ScheduledMethod,
     UnknownMethodError,
     build_method,
     list_methods,
@@ -14,6 +14,7 @@ from lazybench.methods.base import (
 )
 from lazybench.methods.gemfilter import GemFilter
 from lazybench.methods.kv_selection import H2O, SnapKV, StreamingLLM
+from lazybench.methods.lazyllm import LazyLLM
 from lazybench.methods.selective_context import SelectiveContext
 from lazybench.methods.static import StaticPruning
 from lazybench.methods.token_drop import RandomDrop
@@ -28,6 +29,7 @@ __all__ = [
     "Method",
     "PreparedPrompt",
     "RandomDrop",
+    "ScheduledMethod",
     "SelectiveContext",
     "SnapKV",
     "StaticPruning",

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from lazybench.engine import GenerationResult, LazyEngine, LazyLLMPolicy, Schedule, TokenPolicy, generate
+from lazybench.engine import GenerationResult, LazyEngine, Schedule, TokenPolicy, generate
 
 
 class UnknownMethodError(KeyError):
@@ -45,6 +45,14 @@ class GenerationRequest:
     seed: int = 0
     stop_strings: Sequence[str] = ()
     tokenizer: Any = None  # needed with stop_strings
+
+    def options(self) -> dict[str, Any]:
+        """The decoding settings as keyword arguments of `generate` / `Generation`."""
+        return {name: getattr(self, name) for name in GENERATE_OPTIONS}
+
+
+#: GenerationRequest fields that are decoding settings of the generation loop.
+GENERATE_OPTIONS = ("eos_token_ids", "min_new_tokens", "keep_logits", "trace", "stop_strings", "tokenizer")
 
 
 @dataclass
@@ -90,17 +98,7 @@ class Method:
     @staticmethod
     def generate(engine: LazyEngine, ids: Sequence[int], request: GenerationRequest) -> GenerationResult:
         """The one generation call every method makes, with the request's decoding settings."""
-        return generate(
-            engine,
-            ids,
-            max_new_tokens=request.max_new_tokens,
-            eos_token_ids=request.eos_token_ids,
-            min_new_tokens=request.min_new_tokens,
-            keep_logits=request.keep_logits,
-            trace=request.trace,
-            stop_strings=request.stop_strings,
-            tokenizer=request.tokenizer,
-        )
+        return generate(engine, ids, request.max_new_tokens, **request.options())
 
     def run(self, model: torch.nn.Module, request: GenerationRequest) -> GenerationResult:
         t0 = time.perf_counter()
@@ -161,19 +159,18 @@ class Baseline(Method):
     paper_name: ClassVar[str | None] = "Baseline"
 
 
-@register_method("lazyllm")
 @dataclass
-class LazyLLM(Method):
-    """LazyLLM (Fu et al. 2024, arXiv 2407.14057): progressive pruning re-selected at every step,
-    pruned tokens revived from the Aux Cache. Default schedule: the paper's figures (see Schedule)."""
+class ScheduledMethod(Method):
+    """A method configured by a pruning schedule that its token policy applies inside the model
+    (LazyLLM, static pruning): label and policy follow from the schedule and `policy_class`."""
 
     query_aware: ClassVar[bool] = True
     saves: ClassVar[str] = "both"
-    paper_name: ClassVar[str | None] = "LazyLLM"
+    policy_class: ClassVar[type[TokenPolicy]] = TokenPolicy
     schedule: Schedule = dataclasses.field(default_factory=Schedule)
 
     def label(self) -> str:
-        return f"lazyllm[{self.schedule.describe()}]"
+        return f"{self.name}[{self.schedule.describe()}]"
 
     def policy(self) -> TokenPolicy:
-        return LazyLLMPolicy(self.schedule)
+        return self.policy_class(self.schedule)

@@ -26,9 +26,16 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from lazybench.engine import TokenPolicy, check_fraction, kept_count
-from lazybench.engine.attention import as_fp32
-from lazybench.engine.policy import LayerScores, full_attention_layers, grouped_logits, score_flops
+from lazybench.engine import (
+    LayerScores,
+    TokenPolicy,
+    as_fp32,
+    check_fraction,
+    full_attention_layers,
+    grouped_logits,
+    kept_count,
+    score_flops,
+)
 from lazybench.methods.base import Method, register_method
 
 

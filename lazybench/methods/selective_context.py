@@ -16,8 +16,7 @@ from typing import ClassVar
 
 import torch
 
-from lazybench.engine import check_fraction, kept_count
-from lazybench.engine.generate import sync_device
+from lazybench.engine import check_fraction, kept_count, sync_device
 from lazybench.methods.base import GenerationRequest, Method, PreparedPrompt, register_method
 
 UNITS = ("token", "word", "sentence")
