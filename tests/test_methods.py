@@ -299,7 +299,7 @@ def test_snapkv_selection_and_decoding_match_a_reference_per_head() -> None:
     chosen = votes.topk(budget - window, dim=-1).indices.sort(-1).values
     expected = torch.cat([chosen, torch.arange(n - window, n).expand(kv_heads, -1)], dim=-1)
     state = seen["state"]
-    assert torch.equal(state.head_positions()[0, :, :budget], expected)
+    assert torch.equal(state.kv_reads.positions()[0, :, :budget], expected)
     assert result.kv_tokens_per_layer == [budget + 4]
 
     group = model.config.num_attention_heads // kv_heads
@@ -366,7 +366,7 @@ def test_h2o_matches_a_direct_implementation() -> None:
     result = method.run(model, GenerationRequest(ids, 6, keep_logits=True))
     assert result.kv_tokens_per_layer == [heavy + recent]
     assert {n for step, _, n in seen["reads"] if step > 0} == {heavy + recent + 1}
-    final = seen["state"].head_positions()[0]
+    final = seen["state"].kv_reads.positions()[0]
     length = seen["state"].length
     assert final[:, -recent:].tolist() == [list(range(length - recent, length))] * final.shape[0]
     ref_logits, ref_kept = h2o_reference(model, ids, 6, heavy, recent)

@@ -13,7 +13,7 @@ mask is accepted too, at the price of one such read to count it.
 KV-selection policies (SnapKV, H2O, StreamingLLM) use two more hooks, both called once per step:
 `layer_scores` asks the attention wrapper for a score of their own at chosen layers (a
 `LayerScores` sink), and `end_step` turns those scores into the per-layer, per-head positions that
-decoding reads (`TokenState.set_head_keep`).
+decoding reads (a `KVReads` set on `TokenState.kv_reads`).
 """
 
 from __future__ import annotations

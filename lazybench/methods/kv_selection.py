@@ -1,8 +1,9 @@
 """KV-cache selection rivals: StreamingLLM, SnapKV and H2O.
 
 All three run the full prefill and then let decoding read only part of the prompt's KV, chosen per
-layer and per KV head (`TokenState.set_head_keep`); the engine reads each head's own positions with
-one gather per layer. They save decoding work and KV memory, never prefill (their TTFT is the
+layer and per KV head: their policies set a `HeadKeep` (this module's `KVReads`, the engine's hook
+for a method's own cache reads) on the state, and each head reads its own positions with one
+gather per layer. They save decoding work and KV memory, never prefill (their TTFT is the
 baseline's plus their selection cost). Choices shared by all three:
 
 - Only full-attention layers select; sliding-window layers (Mistral v0.1, Gemma 2/3's local layers)
@@ -14,7 +15,7 @@ baseline's plus their selection cost). Choices shared by all three:
   re-indexing of positions inside its rolling cache matters only past the pretraining length.
 - Evicted KV is not freed (buffers are allocated once for the whole generation); kv_tokens_per_layer
   reports the entries each head keeps, and FLOPs count the keys each head reads. A trace's `active`
-  lists still show the whole context: the per-head positions are `TokenState.head_positions()`.
+  lists still show the whole context: the per-head positions are `HeadKeep.positions()`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from lazybench.engine import (
+    KVReads,
     LayerScores,
     TokenPolicy,
     as_fp32,
@@ -37,6 +39,67 @@ from lazybench.engine import (
     score_flops,
 )
 from lazybench.methods.base import Method, register_method
+
+
+class HeadKeep(KVReads):
+    """Per selecting layer and KV head, the cached positions that head reads in decoding (every
+    head keeps the same number); new tokens are visible to every head. Layers not selecting read
+    the cache as usual."""
+
+    def __init__(self, num_layers: int, capacity: int, device: torch.device) -> None:
+        self.num_layers, self.capacity, self.device = num_layers, capacity, device
+        self.keep: torch.Tensor | None = None  # [rows, kv_heads, capacity]; the first `length` valid
+        self.length = 0
+        self.rows: list[int] = [-1] * num_layers  # layer -> row of `keep`, or -1
+        self._index: torch.Tensor | None = None
+
+    @classmethod
+    def of(cls, state) -> HeadKeep:
+        """The state's HeadKeep, made on first use."""
+        if state.kv_reads is None:
+            state.kv_reads = cls(state.num_layers, state.capacity, state.device)
+        return state.kv_reads
+
+    def set(self, layers: list[int], positions: torch.Tensor) -> None:
+        """From the next step on, layer `layers[r]` head h attends only to `positions[r, h]` (plus
+        the new tokens)."""
+        if positions.dim() != 3 or positions.shape[0] != len(layers):
+            raise ValueError(
+                f"positions must be [{len(layers)} layers, kv_heads, n], got {tuple(positions.shape)}"
+            )
+        rows, heads, n = positions.shape
+        if self.keep is None or self.keep.shape[:2] != (rows, heads):
+            self.keep = torch.empty(rows, heads, self.capacity, dtype=torch.long, device=self.device)
+        self.keep[:, :, :n] = positions
+        self.length = n
+        self.rows = [-1] * self.num_layers
+        for r, layer in enumerate(layers):
+            self.rows[layer] = r
+
+    def positions(self) -> torch.Tensor:
+        """[rows, kv_heads, length] view of the kept positions."""
+        return self.keep[:, :, : self.length]
+
+    # --- the engine's KVReads hooks
+    def reads(self, layer: int) -> bool:
+        return self.rows[layer] >= 0
+
+    def append(self, positions: torch.Tensor) -> None:
+        n = positions.numel()
+        self.keep[:, :, self.length : self.length + n] = positions
+        self.length += n
+
+    def begin_stage(self) -> None:
+        self._index = None  # expanded to the head dim on the first read of the stage
+
+    def read(self, layer, keys, values):
+        if self._index is None:
+            self._index = self.keep[:, :, : self.length, None].expand(-1, -1, -1, keys.shape[-1])
+        index = self._index[self.rows[layer]]
+        return keys[0].gather(1, index)[None], values[0].gather(1, index)[None]
+
+    def keys_read(self, layer: int) -> int:
+        return self.length
 
 
 def _kv_heads(state, layers: list[int]) -> int:
@@ -67,13 +130,12 @@ class StreamingPolicy(TokenPolicy):
             pos = torch.arange(n, device=state.device)
             if n > budget:
                 pos = torch.cat([pos[: self.n_sink], pos[n - self.window :]])
-            state.set_head_keep(layers, _same_for_all(pos, len(layers), _kv_heads(state, layers)))
-        elif state.head_len > budget:
-            kept = state.head_positions()
-            over = state.head_len - budget
-            state.set_head_keep(
-                layers, torch.cat([kept[..., : self.n_sink], kept[..., self.n_sink + over :]], dim=-1)
-            )
+            HeadKeep.of(state).set(layers, _same_for_all(pos, len(layers), _kv_heads(state, layers)))
+        elif state.kv_reads.length > budget:
+            heads = state.kv_reads
+            kept = heads.positions()
+            over = heads.length - budget
+            heads.set(layers, torch.cat([kept[..., : self.n_sink], kept[..., self.n_sink + over :]], dim=-1))
 
 
 @register_method("streamingllm")
@@ -149,7 +211,7 @@ class SnapKVPolicy(TokenPolicy):
     def end_step(self, step, state, parts, scores) -> None:
         if step == 0 and scores is not None and scores.layers:
             layers = sorted(scores.layers)
-            state.set_head_keep(layers, torch.stack([scores[layer] for layer in layers]))
+            HeadKeep.of(state).set(layers, torch.stack([scores[layer] for layer in layers]))
 
 
 @register_method("snapkv")
@@ -235,7 +297,7 @@ class H2OPolicy(TokenPolicy):
         super().__init__()
         self.method = method
         self.heavy = self.recent = 0
-        self.mass: torch.Tensor | None = None  # [rows, kv_heads, head_len], aligned with head_keep
+        self.mass: torch.Tensor | None = None  # [rows, kv_heads, length], aligned with HeadKeep.keep
 
     def layer_scores(self, step, state, parts):
         layers = full_attention_layers(parts)
@@ -249,16 +311,19 @@ class H2OPolicy(TokenPolicy):
         if step == 0:
             self.heavy, self.recent = self.method.sizes(state.length)
             n = state.length
-            state.set_head_keep(layers, _same_for_all(torch.arange(n, device=state.device), *mass.shape[:2]))
+            HeadKeep.of(state).set(
+                layers, _same_for_all(torch.arange(n, device=state.device), *mass.shape[:2])
+            )
         else:
             mass[..., :-1] += self.mass
-        length = state.head_len
+        heads = state.kv_reads
+        length = heads.length
         if length > self.heavy + self.recent:
             old = length - self.recent
             heavy = mass[..., :old].topk(self.heavy, dim=-1).indices.sort(dim=-1).values
             recent = torch.arange(old, length, device=mass.device)
             cols = torch.cat([heavy, recent[None, None].expand(*heavy.shape[:2], -1)], dim=-1)
-            state.set_head_keep(layers, state.head_positions().gather(-1, cols))
+            heads.set(layers, heads.positions().gather(-1, cols))
             mass = mass.gather(-1, cols)
         self.mass = mass
 
