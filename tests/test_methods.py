@@ -15,7 +15,7 @@ from tiny_models import tiny_model
 from lazybench.engine import LazyEngine, TokenPolicy, generate
 from lazybench.methods import GenerationRequest, build_method, list_methods
 from lazybench.methods.gemfilter import GemFilterPolicy
-from lazybench.methods.kv_selection import H2OPolicy
+from lazybench.methods.h2o import H2OPolicy
 from lazybench.methods.selective_context import token_pieces, unit_starts
 
 
@@ -476,9 +476,9 @@ def test_rival_runs_on_the_offline_model(smollm2, name: str) -> None:
 # --- scoring work counts in FLOPs ----------------------------------------------------------------
 def test_scoring_passes_count_in_prefill_flops() -> None:
     """Attention-derived scores are computed beside attention; their q.k work belongs in the FLOPs."""
+    from lazybench.engine import full_attention_layers
     from lazybench.engine.adapter import ModelParts
     from lazybench.engine.policy import score_flops
-    from lazybench.methods.kv_selection import full_attention_layers
     from lazybench.methods.selective_context import causal_lm_flops
 
     parts = ModelParts.from_model(LLAMA)

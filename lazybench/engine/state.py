@@ -77,7 +77,7 @@ class StageRecord:
 
 class KVReads:
     """A method's own reads of the KV cache in decoding steps, set on `TokenState.kv_reads` by its
-    policy (the KV-selection rivals: `methods.kv_selection.HeadKeep`). The engine tells it each
+    policy (the KV-selection rivals: `lazybench.methods.kv_selection.HeadKeep`). The engine tells it each
     decode step's new positions (`append`) and each stage that reads the cache (`begin_stage`);
     on the layers it `reads` the cache hands attention `read(...)` instead of its shared read, and
     those layers need no mask (the reader decides what each head sees)."""

@@ -13,10 +13,12 @@ from lazybench.methods.base import (
     register_method,
 )
 from lazybench.methods.gemfilter import GemFilter
-from lazybench.methods.kv_selection import H2O, SnapKV, StreamingLLM
+from lazybench.methods.h2o import H2O
 from lazybench.methods.lazyllm import LazyLLM
 from lazybench.methods.selective_context import SelectiveContext
+from lazybench.methods.snapkv import SnapKV
 from lazybench.methods.static import StaticPruning
+from lazybench.methods.streamingllm import StreamingLLM
 from lazybench.methods.token_drop import RandomDrop
 
 __all__ = [
