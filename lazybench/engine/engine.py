@@ -101,7 +101,7 @@ class LazyEngine:
         GemFilter's filter pass, which needs the early layers' attention and nothing after them.
 
         `decode_read`: how a single-token decode step over a pruned cache reads it. "masked" reads
-        the whole prefix through a boolean mask (fastest with CPU SDPA), "gather" gathers the
+        the whole prefix through an additive mask (fastest with CPU SDPA), "gather" gathers the
         active KV at every layer; both give the same results.
         """
         if decode_read not in DECODE_READS:
@@ -181,7 +181,7 @@ class LazyEngine:
         state.steps += 1
         active = state.arange(context_len)  # every position is visible at layer 0
         batch = active if first_new == 0 else active[first_new:]  # prefill: the rows are the candidates
-        # KV-selection policies: scores at chosen layers of this step, and per-head reads in decoding
+        # a method's own cache reads in decoding (KV selection): they see each new token too
         if state.kv_reads is not None:
             if n_new != 1:
                 raise EngineInvariantError(
