@@ -11,8 +11,9 @@ from hypothesis import event, given, reject, settings
 from hypothesis import strategies as st
 from tiny_models import tiny_model
 
-from lazybench.engine import LazyEngine, LazyLLMPolicy, Schedule, generate
+from lazybench.engine import LazyEngine, Schedule, generate
 from lazybench.methods.adaptive import AdaptivePolicy
+from lazybench.methods.lazyllm import LazyLLMPolicy
 from lazybench.reference import ReferenceModelError, reference_generate
 
 NUM_LAYERS = 8

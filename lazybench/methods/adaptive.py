@@ -35,17 +35,13 @@ from typing import ClassVar
 
 import torch
 
-from lazybench.engine import LazyLLMPolicy, Schedule, Selection, TokenPolicy, top_k_indices
+from lazybench.engine import Schedule, Selection, TokenPolicy, kept_count, top_k_indices
 from lazybench.methods.base import Method, register_method
+from lazybench.methods.lazyllm import LazyLLMPolicy
 
 DEFAULT_BOUNDARIES = (0.3, 0.6, 0.9)
 DEFAULT_FLOOR = 0.05
 DEFAULT_CEILING = 0.9
-
-
-def kept_bound(fraction: float, context_len: int) -> int:
-    """ceil(fraction x N), at least 1 (the rule LazyLLM's kept counts follow)."""
-    return max(1, math.ceil(fraction * context_len - 1e-9))
 
 
 def mass_count(scores: torch.Tensor, keep_mass: float) -> int:
@@ -87,7 +83,7 @@ class AdaptivePolicy(LazyLLMPolicy):
         """k for this boundary: the mass count, clamped to the floor/ceiling of the context and to
         the candidates at hand."""
         wanted = mass_count(sel.scores, self.keep_mass)
-        low, high = kept_bound(self.floor, sel.context_len), kept_bound(self.ceiling, sel.context_len)
+        low, high = kept_count(self.floor, sel.context_len), kept_count(self.ceiling, sel.context_len)
         return min(sel.candidates.numel(), max(low, min(high, wanted)))
 
     def select(self, sel: Selection) -> torch.Tensor | None:
