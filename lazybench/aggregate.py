@@ -59,13 +59,14 @@ GROUP_KEY = [*RUN_KEY, "level", "group"]
 _ROW_VALUES = [
     "score", "ttft_s", "total_s", "prompt_tokens", "new_tokens", "pct_prompt_computed",
     "prefill_flop_fraction", "pruned", "truncated", "first_token_match", "first_token_kl",
-    "rouge_l_vs_baseline", "ttft_spread",
+    "rouge_l_vs_baseline", "ttft_spread", "token_agreement",
 ]  # fmt: skip
 _MEANS = {
     "ttft_s": "ttft_s", "total_s": "total_s", "prompt_tokens": "prompt_tokens", "new_tokens": "new_tokens",
     "pct_prompt_computed": "pct_prompt_computed", "prefill_flop_fraction": "prefill_flop_fraction",
     "pruned_pct": "pruned", "truncated_pct": "truncated", "first_token_match_pct": "first_token_match",
     "first_token_kl": "first_token_kl", "rouge_l_vs_baseline": "rouge_l_vs_baseline",
+    "token_agreement": "token_agreement",
 }  # fmt: skip
 _PERCENT = ("pruned_pct", "truncated_pct", "first_token_match_pct")
 SUMMARY_COLUMNS = [
@@ -103,10 +104,15 @@ def data_source_of(data_dir: str | None) -> str:
 
 
 def run_info(run_dir: str | Path) -> dict[str, Any]:
-    """The run's run.json ({} when it has none or it cannot be read)."""
+    """The run's run.json ({} when it has none or it cannot be read); a sharded run without one (not
+    yet merged) gets its shards' (lazybench.shards)."""
     path = Path(run_dir) / "run.json"
+    if not path.is_file():
+        from lazybench.shards import run_info_of
+
+        return run_info_of(Path(run_dir))
     try:
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return {}
 

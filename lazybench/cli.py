@@ -11,7 +11,7 @@ then prints a per-category table and writes summaries and a speed/accuracy plot 
     lazybench -m 'method.schedule.keep=[0.8,0.5,0.2],[0.6,0.3,0.1]' hydra/launcher=joblib
     lazybench --cfg job          # print the composed config and exit
 
-The other verbs (`VERBS`: analyze, rescore, profile, lengths, lm-eval, bench, protocol) each parse their own
+The other verbs (`VERBS`: analyze, rescore, merge, profile, lengths, lm-eval, bench, protocol) each parse their own
 arguments; `lazybench --help` lists them. A verb is a registry entry naming its function by
 "module:function", imported only when the verb runs, so `lazybench --help` stays fast.
 
@@ -63,6 +63,7 @@ VERBS: dict[str, Verb] = {
         ),
         Verb("analyze", "lazybench.analysis.cli:main", "tables, plots and a report of finished runs"),
         Verb("rescore", "lazybench.runner.rescore:main", "re-score finished runs with the current metrics"),
+        Verb("merge", "lazybench.runner.merge:main", "a sharded run's summaries from all its shards"),
         Verb(
             "profile",
             "lazybench.profile.cli:main",
@@ -115,6 +116,9 @@ def task(cfg: DictConfig):
         print("\n" + outcome.table + "\n")
     for path in outcome.files:
         print(f"  wrote {path}")
+    if cfg.get("shard") and cfg.shard.count > 1:  # lazybench.runner.shard
+        print(f"lazybench: shard {cfg.shard.index}-of-{cfg.shard.count} done; once all are: lazybench merge "
+              f"{outcome.run_dir.parent.parent}")  # fmt: skip
     return outcome.objective
 
 

@@ -64,6 +64,12 @@ _COLUMNS = [
     Column("first_token_match_pct", "1st-token match %", 1, "% of rows whose first token = baseline's"),
     Column("first_token_kl", "1st-token KL", 4, "mean KL(baseline || method), first token (nats)"),
     Column("rouge_l_vs_baseline", "ROUGE-L vs base", 3, "mean ROUGE-L F of the output vs the baseline's"),
+    Column(
+        "token_agreement",
+        "token agreement",
+        3,
+        "mean fraction of the output's tokens = baseline's, from the start",
+    ),
 ]
 COLUMNS: dict[str, Column] = {c.name: c for c in _COLUMNS}
 

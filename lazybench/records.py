@@ -60,6 +60,9 @@ class RunRecord:
     first_token_match: bool | None = None
     first_token_kl: float | None = None
     rouge_l_vs_baseline: float | None = None
+    # the fraction of the output generated token for token as the baseline's, from the start
+    # (lazybench.runner.fidelity.token_agreement); None on records written before it existed
+    token_agreement: float | None = None
     # provenance: where the row was read ("offline slice", "LongBench (hub: <copy>)", "folder <path>")
     data_source: str | None = None
     # TTFT samples (timing.prefill_repeats; lazybench.runner.timing): ttft_s is their median; None

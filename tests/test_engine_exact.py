@@ -6,7 +6,8 @@ import pytest
 import torch
 from tiny_models import tiny_model
 
-from lazybench.engine import LazyEngine, LazyLLMPolicy, Schedule, TokenPolicy, UnsupportedModelError, generate
+from lazybench.engine import LazyEngine, Schedule, TokenPolicy, UnsupportedModelError, generate
+from lazybench.methods.lazyllm import LazyLLMPolicy
 
 
 @pytest.fixture(autouse=True, scope="module")

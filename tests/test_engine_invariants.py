@@ -8,8 +8,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tiny_models import tiny_model
 
-from lazybench.engine import LazyEngine, LazyLLMPolicy, Schedule, StaticPruningPolicy, TokenPolicy, generate
+from lazybench.engine import LazyEngine, Schedule, TokenPolicy, generate
 from lazybench.engine.attention import last_query_scores
+from lazybench.engine.masks import window_masks
+from lazybench.methods.lazyllm import LazyLLMPolicy
+from lazybench.methods.static import StaticPruningPolicy
 
 NUM_LAYERS = 8
 MODEL = tiny_model("llama", num_layers=NUM_LAYERS)
@@ -176,12 +179,13 @@ def test_decode_masks_are_causal_by_position() -> None:
     engine = LazyEngine(MODEL, LazyLLMPolicy())
     q = torch.tensor([3, 9, 20])
     k = torch.tensor([0, 2, 3, 5, 9, 14, 20])
-    masks = engine._masks(1, q, k, self_attending=False)
+    windows = [None]
+    masks = window_masks(engine.parts, windows, q, k, self_attending=False)
     mask = masks[None][0, 0]
     assert mask.tolist() == [[kk <= qq for kk in k.tolist()] for qq in q.tolist()]
     # a lone newest token attends to everything: no mask, so SDPA takes its fast path
-    assert engine._masks(1, torch.tensor([20]), k, self_attending=False)[None] is None
-    assert engine._masks(0, k, k, self_attending=True)[None] is None
+    assert window_masks(engine.parts, windows, torch.tensor([20]), k, self_attending=False)[None] is None
+    assert window_masks(engine.parts, windows, k, k, self_attending=True)[None] is None
 
 
 def test_full_policy_reports_no_pruning() -> None:

@@ -7,7 +7,8 @@ import torch
 from tiny_models import tiny_model
 
 from lazybench.bench.revival import lockstep
-from lazybench.engine import Generation, LazyEngine, LazyLLMPolicy, TokenPolicy, generate
+from lazybench.engine import Generation, LazyEngine, TokenPolicy, generate
+from lazybench.methods.lazyllm import LazyLLMPolicy
 
 MODEL = tiny_model("llama", num_layers=6)
 IDS = torch.randint(3, 256, (40,), generator=torch.Generator().manual_seed(3))

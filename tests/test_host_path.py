@@ -14,9 +14,10 @@ from tiny_models import tiny_model
 import lazybench.bench.ttft as ttft
 from lazybench.bench.host import compute_free_model, count_ops, main
 from lazybench.bench.syncs import HostOpCounter, sync_kind
-from lazybench.engine import Generation, LazyEngine, LazyLLMPolicy, Schedule, TokenPolicy, generate
+from lazybench.engine import Generation, LazyEngine, Schedule, TokenPolicy, generate
 from lazybench.engine.attention import last_query_scores
 from lazybench.engine.policy import grouped_logits
+from lazybench.methods.lazyllm import LazyLLMPolicy
 
 MODEL = compute_free_model(torch.device("cpu"), torch.float32, layers=32)
 SMALL = compute_free_model(torch.device("cpu"), torch.float32, layers=8)  # where depth does not matter

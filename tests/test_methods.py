@@ -15,7 +15,7 @@ from tiny_models import tiny_model
 from lazybench.engine import LazyEngine, TokenPolicy, generate
 from lazybench.methods import GenerationRequest, build_method, list_methods
 from lazybench.methods.gemfilter import GemFilterPolicy
-from lazybench.methods.kv_selection import H2OPolicy
+from lazybench.methods.h2o import H2OPolicy
 from lazybench.methods.selective_context import token_pieces, unit_starts
 
 
@@ -299,7 +299,7 @@ def test_snapkv_selection_and_decoding_match_a_reference_per_head() -> None:
     chosen = votes.topk(budget - window, dim=-1).indices.sort(-1).values
     expected = torch.cat([chosen, torch.arange(n - window, n).expand(kv_heads, -1)], dim=-1)
     state = seen["state"]
-    assert torch.equal(state.head_positions()[0, :, :budget], expected)
+    assert torch.equal(state.kv_reads.positions()[0, :, :budget], expected)
     assert result.kv_tokens_per_layer == [budget + 4]
 
     group = model.config.num_attention_heads // kv_heads
@@ -366,7 +366,7 @@ def test_h2o_matches_a_direct_implementation() -> None:
     result = method.run(model, GenerationRequest(ids, 6, keep_logits=True))
     assert result.kv_tokens_per_layer == [heavy + recent]
     assert {n for step, _, n in seen["reads"] if step > 0} == {heavy + recent + 1}
-    final = seen["state"].head_positions()[0]
+    final = seen["state"].kv_reads.positions()[0]
     length = seen["state"].length
     assert final[:, -recent:].tolist() == [list(range(length - recent, length))] * final.shape[0]
     ref_logits, ref_kept = h2o_reference(model, ids, 6, heavy, recent)
@@ -476,9 +476,9 @@ def test_rival_runs_on_the_offline_model(smollm2, name: str) -> None:
 # --- scoring work counts in FLOPs ----------------------------------------------------------------
 def test_scoring_passes_count_in_prefill_flops() -> None:
     """Attention-derived scores are computed beside attention; their q.k work belongs in the FLOPs."""
+    from lazybench.engine import full_attention_layers
     from lazybench.engine.adapter import ModelParts
     from lazybench.engine.policy import score_flops
-    from lazybench.methods.kv_selection import full_attention_layers
     from lazybench.methods.selective_context import causal_lm_flops
 
     parts = ModelParts.from_model(LLAMA)

@@ -9,7 +9,8 @@ import pytest
 import torch
 from tiny_models import tiny_model
 
-from lazybench.engine import LazyEngine, LazyLLMPolicy, Schedule, generate
+from lazybench.engine import LazyEngine, Schedule, generate
+from lazybench.methods.lazyllm import LazyLLMPolicy
 from lazybench.profile import (
     GRID,
     Profile,

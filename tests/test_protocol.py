@@ -95,6 +95,9 @@ def test_families_cover_the_speed_range_monotonically(config, n):
             assert s.speedup == pytest.approx(s.target, rel=0.03), s
     for s in settings:
         method = build_method(s.family, **s.params)  # every setting is a valid method configuration
+        if s.family == "adaptive":  # its speed follows the prompt: measured, only bounded here
+            assert s.speedup is None and 1.0 < s.speed_range[0] < s.speed_range[1]
+            continue
         assert s.speedup == pytest.approx(ideal_speedup(shape, s.family, method.params(), n), rel=1e-9)
         if s.family == "lazyllm":
             keep = s.params["schedule"]["keep"]
@@ -107,6 +110,54 @@ def test_families_cover_the_speed_range_monotonically(config, n):
     for family in ("streamingllm", "snapkv", "h2o"):
         assert len([s for s in settings if s.family == family]) == 2
         assert all(s.speedup <= 1.0 for s in settings if s.family == family)
+
+
+def test_adaptive_family_lists_masses_at_one_template(no_model_load):
+    """One setting per mass, largest first, at LazyLLM's default boundaries as layer indices; the
+    label names what runs; its FLOP-ideal bounds are LazyLLM keeping the ceiling / the floor."""
+    from lazybench.methods import build_method
+    from lazybench.protocol.phases import settings_lines
+
+    shape = ModelShape.from_config(LLAMA2_7B)
+    spec = SweepSpec.from_config({"families": ["adaptive"], "adaptive_masses": [0.9, 0.99]})
+    settings = expand(spec, shape, 3500)
+    assert [s.label for s in settings] == [
+        "adaptive[p0.99,L9,L19,L28,f0.05,c0.9]",
+        "adaptive[p0.9,L9,L19,L28,f0.05,c0.9]",
+    ]
+    method = build_method("adaptive", **settings[0].params)
+    assert method.label() == settings[0].label and method.schedule.resolve(32).starts == (0, 9, 19, 28)
+    slow, fast = settings[0].speed_range
+    lazy = {"schedule": {"boundaries": [9, 19, 28], "keep": [0.9] * 3, "unit": "layer"}}
+    assert slow == pytest.approx(ideal_speedup(shape, "lazyllm", lazy, 3500)) and fast > 2.5 * slow
+    with pytest.raises(ValueError, match="measured, not modelled"):
+        prefill_flops(shape, "adaptive", settings[0].params, 3500)
+    fixed = SweepSpec.from_config(
+        {"families": ["adaptive"], "params": {"adaptive": {"floor": 0.2, "ceiling": 0.6}}}
+    )
+    entries = [s.entry(fixed.params["adaptive"]) for s in expand(fixed, shape, 3500)]
+    assert len(entries) == 5 and entries[-1]["label"] == "adaptive[p0.98,L9,L19,L28,f0.2,c0.6]"
+    assert (
+        build_method(
+            "adaptive", **{k: v for k, v in entries[-1].items() if k not in ("name", "label")}
+        ).label()
+        == entries[-1]["label"]
+    )
+    with pytest.raises(ValueError, match="adaptive_masses"):
+        SweepSpec.from_config({"families": ["adaptive"], "adaptive_masses": [1.5]})
+    with pytest.raises(ValueError, match="sweep.params.adaptive: adaptive: floor 0.7 is above ceiling 0.5"):
+        expand(
+            SweepSpec.from_config(
+                {"families": ["adaptive"], "params": {"adaptive": {"floor": 0.7, "ceiling": 0.5}}}
+            ),
+            shape,
+            3500,
+        )
+    cfg = compose_cfg(["experiment=protocol_cpu"])
+    assert list(cfg.sweep.families) == ["lazyllm", "static", "random_drop", "gemfilter", "adaptive"]
+    lines = settings_lines(cfg, LLAMA2_7B)
+    line = next(x for x in lines if x.startswith("  adaptive"))
+    assert "speed measured, not solved" in line and line.count("adaptive[p") == 5
 
 
 def test_sweep_spec_errors_name_the_bad_value():
@@ -249,10 +300,20 @@ def test_method_categories_are_validated_and_widened(tiny):
 # --- the whole protocol, for real, on a tiny model --------------------------------------------------
 
 
-def _protocol(tiny_model, longbench_dir, out: Path, experiment: str = "protocol_cpu") -> list[str]:
+def _protocol(
+    tiny_model,
+    longbench_dir,
+    out: Path,
+    experiment: str = "protocol_cpu",
+    families: str = "lazyllm,random_drop",
+) -> list[str]:
     """A tiny protocol run: 3 datasets, 1 row each of a part, a 2-family sweep in the dev phase."""
     base = [o for o in tiny_overrides(tiny_model, longbench_dir, out / "runs") if not o.startswith("suite.")]
-    sweep = ["sweep.families=[lazyllm,random_drop]", "sweep.target_speedups=[1.3,2.0]"]
+    sweep = [
+        f"sweep.families=[{families}]",
+        "sweep.target_speedups=[1.3,2.0]",
+        "sweep.adaptive_masses=[0.9,0.5]",
+    ]
     return [
         f"experiment={experiment}", *base, "suite.datasets=[hotpotqa,triviaqa,lcc]", "suite.limit=1",
         "suite.max_new_tokens_cap=4", *(sweep if experiment == "protocol_cpu" else []),
@@ -288,20 +349,31 @@ def test_protocol_end_to_end_on_a_tiny_model(tiny_model, longbench_dir, tmp_path
     from lazybench.protocol.report import protocol_report, select_points
     from lazybench.runner.run import run
 
-    dev = run(compose_cfg(_protocol(tiny_model, longbench_dir, tmp_path)))
+    families = "lazyllm,random_drop,adaptive"
+    dev = run(compose_cfg(_protocol(tiny_model, longbench_dir, tmp_path, families=families)))
     dev_records = read_records(dev.records_path).records
     labels = {r["method_label"] for r in dev_records}
-    assert len(labels) == 6  # baseline, the default schedule, 2 x 2 sweep settings
+    from lazybench.analysis.ladder import write_ladder
+
+    ladder_md = write_ladder(dev.run_dir, tmp_path / "ladder")  # every family at the rungs 1.3x, 2.0x
+    assert "| 1.30 | lazyllm |" in ladder_md and "## Ordering" in ladder_md
+    assert (tmp_path / "ladder" / "ordering.md").is_file()
+    assert len(labels) == 8  # baseline, the default schedule, 2 x 2 solved sweep settings, 2 masses
+    adaptive = [r for r in dev_records if r["method"] == "adaptive"]
+    assert adaptive and all(r["pruned"] for r in adaptive)  # its speed: the records' FLOP fraction
     conf = tmp_path / "conf" / "experiment"
     selection = select_points(dev.run_dir, {"rule": "target", "target_speedup": 1.5, "speed": "flop_speedup"},
                               out=conf / "tinyproto_points.yaml")  # fmt: skip
-    assert set(selection.chosen["family"]) == {"lazyllm", "random_drop"}
-    assert (selection.chosen["flop_speedup"] >= 1.5).all()  # the FLOP-ideal speed the rule asked for
+    assert set(selection.chosen["family"]) == {"lazyllm", "random_drop", "adaptive"}
+    solved = selection.chosen[selection.chosen["family"] != "adaptive"]
+    assert (solved["flop_speedup"] >= 1.5).all()  # the FLOP-ideal speed the rule asked for
+    one = yaml.safe_load(selection.path.read_text())["protocol"]["selection"]["one_setting"]
+    assert one["family"] == "adaptive" and one["method_label"].startswith("adaptive[p")
     assert (dev.run_dir / "protocol" / "selection.md").is_file()
     points = yaml.safe_load(selection.path.read_text())
     assert points["defaults"] == ["protocol_cpu", "_self_"] and points["split"]["part"] == "test"
 
-    test_cfg = compose_cfg(_protocol(tiny_model, longbench_dir, tmp_path, "tinyproto_points"))
+    test_cfg = compose_cfg(_protocol(tiny_model, longbench_dir, tmp_path, "tinyproto_points", families))
     assert test_cfg.sweep is None and test_cfg.split.part == "test"
     test = run(test_cfg)
     assert test.run_dir != dev.run_dir
@@ -309,8 +381,10 @@ def test_protocol_end_to_end_on_a_tiny_model(tiny_model, longbench_dir, tmp_path
     assert not {r["example_id"] for r in test_records} & {r["example_id"] for r in dev_records}
     chosen = {(c, lab) for c, lab in zip(selection.chosen["category"], selection.chosen["method_label"])}
     for rec in test_records:  # a chosen setting ran only on the categories it was chosen for
-        if rec["method_label"] in {lab for _, lab in chosen}:
+        if rec["method_label"] in {lab for _, lab in chosen} and rec["method_label"] != one["method_label"]:
             assert (rec["category"], rec["method_label"]) in chosen
+    # the one setting for every category ran on every test row
+    assert sum(r["method_label"] == one["method_label"] for r in test_records) == 3
 
     report = protocol_report(selection.path, test.run_dir, paper="llama2", out=tmp_path / "tables")
     t1 = report.table1
@@ -319,7 +393,21 @@ def test_protocol_end_to_end_on_a_tiny_model(tiny_model, longbench_dir, tmp_path
     lazy = t1[(t1["method"] == "lazyllm")]
     assert lazy["paper_llama2_ttft_speedup"].notna().all()  # the paper's numbers beside ours
     assert "reported on disjoint rows" in report.markdown
-    for name in ("table1.md", "table2.csv", "figure5_score.png", "figure5_fidelity.png", "report.md"):
+    t_one = report.one_setting
+    assert (t_one["method"] == "adaptive (one p)").sum() == 3 and set(t_one["category"]) == set(
+        t1["category"]
+    )
+    assert (t_one["method"] == "lazyllm (chosen per category)").sum() == 3
+    assert t_one.loc[t_one["method"] == "adaptive (one p)", "flop_speedup"].notna().all()
+    assert "## One p for all categories" in report.markdown
+    for name in (
+        "table1.md",
+        "table2.csv",
+        "figure5_score.png",
+        "figure5_fidelity.png",
+        "report.md",
+        "one_setting.md",
+    ):
         assert (tmp_path / "tables" / name).is_file(), name
     same = protocol_report(selection.path, None, out=tmp_path / "same", plots=False)
     assert "selected on the reported rows" in same.markdown

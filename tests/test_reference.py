@@ -7,11 +7,13 @@ import math
 
 import pytest
 import torch
-from hypothesis import event, given, reject
+from hypothesis import event, given, reject, settings
 from hypothesis import strategies as st
 from tiny_models import tiny_model
 
-from lazybench.engine import LazyEngine, LazyLLMPolicy, Schedule, generate
+from lazybench.engine import LazyEngine, Schedule, generate
+from lazybench.methods.adaptive import AdaptivePolicy
+from lazybench.methods.lazyllm import LazyLLMPolicy
 from lazybench.reference import ReferenceModelError, reference_generate
 
 NUM_LAYERS = 8
@@ -43,29 +45,38 @@ def one_thread():
     torch.set_num_threads(saved)
 
 
-class RecordingLazyLLM(LazyLLMPolicy):
-    """LazyLLM that also remembers the importance scores the engine selected with."""
-
-    def __init__(self, schedule: Schedule) -> None:
-        super().__init__(schedule)
-        self.scores: dict[tuple[int, int], dict[int, float]] = {}
+class Recording:
+    """A policy mixin that also remembers the importance scores the engine selected with."""
 
     def select(self, sel):
         self.scores[(sel.step, sel.stage)] = dict(zip(sel.candidates.tolist(), sel.scores.tolist()))
         return super().select(sel)
 
 
+class RecordingLazyLLM(Recording, LazyLLMPolicy):
+    def __init__(self, schedule: Schedule) -> None:
+        super().__init__(schedule)
+        self.scores: dict[tuple[int, int], dict[int, float]] = {}
+
+
+class RecordingAdaptive(Recording, AdaptivePolicy):
+    def __init__(self, schedule: Schedule, keep_mass: float, floor: float, ceiling: float) -> None:
+        super().__init__(schedule, keep_mass, floor, ceiling)
+        self.scores: dict[tuple[int, int], dict[int, float]] = {}
+
+
 def prompt(length: int, seed: int) -> torch.Tensor:
     return torch.randint(3, 256, (length,), generator=torch.Generator().manual_seed(seed))
 
 
-def compare(model, schedule: Schedule, ids: torch.Tensor, new_tokens: int):
+def compare(model, schedule: Schedule, ids: torch.Tensor, new_tokens: int, mass: dict | None = None):
     """Run both; fail with the exact step/stage/positions of the first disagreement. A disagreement
-    that only a near-tie explains (two scores or two logits closer than the implementations' float
-    difference) is rejected as undecidable, never passed."""
-    policy = RecordingLazyLLM(schedule)
+    that only a near-tie explains (two scores, two logits, or a running attention mass and the
+    adaptive cut, closer than the implementations' float difference) is rejected as undecidable,
+    never passed. `mass` ({keep_mass, floor, ceiling}): the adaptive kept set on both sides."""
+    policy = RecordingLazyLLM(schedule) if mass is None else RecordingAdaptive(schedule, **mass)
     engine = generate(LazyEngine(model, policy), ids, new_tokens, keep_logits=True, trace=True)
-    ref = reference_generate(model, ids, schedule, new_tokens)
+    ref = reference_generate(model, ids, schedule, new_tokens, **(mass or {}))
     traces = {(t.step, t.stage): t for t in engine.trace}
     assert len(traces) == sum(len(stages) for stages in ref.steps)
     for step, stages in enumerate(ref.steps):
@@ -79,6 +90,8 @@ def compare(model, schedule: Schedule, ids: torch.Tensor, new_tokens: int):
                 assert diff <= SCORE_TOL, f"{where}: importance differs by {diff:.2e}"
                 if ours.active != rec.kept and rec.margin <= 2 * diff:
                     reject()  # the cut fell between two scores the float error cannot order
+                if ours.active != rec.kept and rec.mass_margin <= len(rec.scores) * diff + 1e-12:
+                    reject()  # the running mass met p x total closer than the summed float error
             assert ours.active == rec.kept, (
                 f"{where}: kept only by the engine {sorted(set(ours.active) - set(rec.kept))}, "
                 f"only by the reference {sorted(set(rec.kept) - set(ours.active))} (margin {rec.margin:.2e})"
@@ -159,6 +172,42 @@ def test_keep_all_equals_plain_model(family: str) -> None:
     assert not ref.revived and all(not rec.parked for stages in ref.steps for rec in stages)
     engine, _ = compare(model, schedule, ids, 5)
     assert not engine.pruned
+
+
+# the adaptive rule also on a model with peaked attention (a larger init scale), where the mass
+# cut lands far from p x the active count and varies from prompt to prompt
+PEAKED = {**MODELS, "llama_peaked": tiny_model("llama", num_layers=NUM_LAYERS, initializer_range=0.1)}
+
+
+@settings(max_examples=20)
+@given(
+    family=st.sampled_from(sorted(PEAKED)),
+    layers=st.sets(st.integers(1, NUM_LAYERS - 1), min_size=1, max_size=3),
+    keep_mass=st.sampled_from([0.5, 0.7, 0.8, 0.9, 0.95]),
+    bounds=st.sampled_from([(0.05, 0.9), (0.2, 0.6), (0.05, 1.0)]),
+    prompt_len=st.integers(20, 50),
+    seed=st.integers(0, 10_000),
+)
+def test_adaptive_kept_set_matches_reference(family, layers, keep_mass, bounds, prompt_len, seed):
+    """The adaptive kept set (lazybench.methods.adaptive): engine and reference agree on every kept
+    count, set, revival, token and logit, under pruning with revival."""
+    schedule = Schedule(tuple(sorted(layers)), (bounds[1],) * len(layers), unit="layer")
+    mass = {"keep_mass": keep_mass, "floor": bounds[0], "ceiling": bounds[1]}
+    engine, ref = compare(PEAKED[family], schedule, prompt(prompt_len, seed), 5, mass)
+    event(f"{family}: {'revived' if ref.revived else 'no revival'}")
+    assert engine.pruned == any(len(rec.kept) < prompt_len for rec in ref.steps[0])
+
+
+@pytest.mark.parametrize("family", sorted(PEAKED))
+@pytest.mark.parametrize("keep_mass", [0.6, 0.9])
+def test_adaptive_prunes_and_revives_like_the_reference(family: str, keep_mass: float) -> None:
+    """A fixed case per family and mass that certainly prunes and revives."""
+    mass = {"keep_mass": keep_mass, "floor": 0.05, "ceiling": 0.9}
+    engine, ref = compare(
+        PEAKED[family], Schedule((2, 4, 6), (0.9,) * 3, unit="layer"), prompt(40, 5), 6, mass
+    )
+    assert engine.pruned and ref.revived
+    assert sum(len(t.revived) for t in engine.trace) == len(ref.revived)
 
 
 @pytest.mark.slow

@@ -19,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
         "run_dirs",
         nargs="+",
         metavar="RUN_DIR",
-        help="run directories or sweep directories (records.jsonl files are found recursively)",
+        help="run directories or sweep directories (records.jsonl files are found recursively; the "
+        "shards of a sharded run are read as that one run)",
     )
     parser.add_argument(
         "--out", type=Path, default=None, help="output folder (default: <first RUN_DIR>/analysis)"
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         records = load_runs(*args.run_dirs)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:  # ValueError: shards that are not one run
         print(f"lazybench-analyze: {err}", file=sys.stderr)
         return 2
     if records.empty:

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from lazybench.records import RECORDS_FILE, RunRecord, read_records
+from lazybench.shards import finished_empty, merged_config, owner, shard_dirs, shard_set
 
 CONFIG_FILE = "config.yaml"
 RESULTS_ENV = "LAZYBENCH_RESULTS"
@@ -21,6 +22,7 @@ NULLABLE_NUMERIC_COLUMNS = (
     "first_token_match",
     "first_token_kl",
     "rouge_l_vs_baseline",
+    "token_agreement",
 )
 RECORD_COLUMNS = tuple(f.name for f in dataclasses.fields(RunRecord))
 
@@ -62,7 +64,8 @@ def load_runs(*paths: str | os.PathLike) -> pd.DataFrame:
 
     Columns: every `RunRecord` field (nested ones, e.g. `method_params`, `extra`, the per-layer lists,
     stay Python objects), any extra fields the records carry, plus `run_dir` (the folder holding the
-    records file) and `run` (a short display name for it). Numeric fields are floats with NaN for
+    records file; for a shard, `<run>/shards/<i>-of-<N>`, the run above it: the shards of a run are
+    read as that one run, lazybench.shards) and `run` (a short display name for it). Numeric fields are floats with NaN for
     None; `first_token_match` becomes 1.0 / 0.0 / NaN so that its mean is the match rate.
 
     A half-written last line (a run killed mid-write) is skipped with a warning; any other malformed
@@ -76,14 +79,17 @@ def load_runs(*paths: str | os.PathLike) -> pd.DataFrame:
         raise FileNotFoundError(
             f"no {RECORDS_FILE} under {', '.join(str(p) for p in paths)}: is this a lazybench run directory?"
         )
-    names = _short_names([f.parent for f in files])
+    runs = {f.parent: owner(f.parent) for f in files}
+    _check_shards(runs)
+    names = _short_names(list(dict.fromkeys(runs.values())))
     rows: list[dict[str, Any]] = []
     for file in files:
         loaded = read_records(file)
         if loaded.dropped_partial_line:
             warnings.warn(f"{file}: ignored a half-written last line (interrupted run)", stacklevel=2)
         for record in loaded.records:
-            rows.append({**record, "run_dir": str(file.parent), "run": names[file.parent]})
+            run = runs[file.parent]
+            rows.append({**record, "run_dir": str(run), "run": names[run]})
     extra_columns = sorted({k for row in rows for k in row} - set(RECORD_COLUMNS) - {"run_dir", "run"})
     columns = ["run", "run_dir", *RECORD_COLUMNS, *extra_columns]
     df = pd.DataFrame.from_records(rows, columns=columns)
@@ -92,13 +98,28 @@ def load_runs(*paths: str | os.PathLike) -> pd.DataFrame:
     return df
 
 
+def _check_shards(runs: dict[Path, Path]) -> None:
+    """Shards read as one run must agree (else lazybench.shards.ShardError); say when some are missing."""
+    for run in dict.fromkeys(runs.values()):
+        folders = [folder for folder, parent in runs.items() if parent == run and folder != run]
+        if folders and (run / RECORDS_FILE).is_file():
+            raise ValueError(f"{run} holds both its own records and shards' ({run / 'shards'}): not one run")
+        if folders:  # a finished shard that owned no rows has no records, but is not missing
+            folders += [p for p in shard_dirs(run).values() if p not in folders and finished_empty(p)]
+        found = shard_set(run, folders) if folders else None
+        if found is not None and found.missing:
+            warnings.warn(found.note(), stacklevel=3)
+
+
 def load_run_config(run_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """The run's `config.yaml` as a dict (None when the run has none)."""
+    """The run's `config.yaml` as a dict (None when the run has none); a sharded run's from its shards
+    when `lazybench merge` has not written one."""
     import yaml
 
     path = Path(run_dir) / CONFIG_FILE
     if not path.exists():
-        return None
+        found = shard_set(Path(run_dir))
+        return merged_config(found) if found else None
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 

@@ -20,7 +20,9 @@ timing noise). When no setting passes, the one closest to passing is kept and `p
 Whole-output agreement measured here (the other numbers come from `lazybench.aggregate`):
 - prefix_agreement: words the output shares with the baseline's output from the start, over the
   longer of the two (1.0 when equal, both empty included); a row's repeats are averaged, then rows;
-- same_output_pct: % of rows whose output equals the baseline's exactly.
+- same_output_pct: % of rows whose output equals the baseline's exactly;
+- token_agreement (from the records, lazybench.runner.fidelity): generated token ids shared with
+  the baseline's from the start, over the longer output; NaN for records made before it existed.
 """
 
 from __future__ import annotations
@@ -32,17 +34,17 @@ from typing import Any
 import pandas as pd
 
 from lazybench import aggregate as agg
-from lazybench.columns import BASELINE, PAPER_CATEGORIES, group_sort_key
+from lazybench.columns import BASELINE, OVERALL, PAPER_CATEGORIES, group_sort_key
 
 RULES = ("score", "fidelity", "target")
 SPEEDS = ("ttft_speedup", "flop_speedup")
-FIDELITY_METRICS = ("rouge_l_vs_baseline", "prefix_agreement", "same_output_pct")
+FIDELITY_METRICS = ("rouge_l_vs_baseline", "prefix_agreement", "same_output_pct", "token_agreement")
 #: Columns of a candidate (one setting in one category of one run).
 CANDIDATE_COLUMNS = [
     "run_dir", "run", "model", "category", "family", "method", "method_label", "n_rows", "score",
     "baseline_score", "relative_score", "ttft_speedup", "flop_speedup", "generation_speedup",
     "pct_prompt_computed", "first_token_match_pct", "rouge_l_vs_baseline", "prefix_agreement",
-    "same_output_pct",
+    "same_output_pct", "token_agreement",
 ]  # fmt: skip
 GROUP = ["run_dir", "model", "category", "family"]
 
@@ -77,17 +79,26 @@ def output_agreement(records: pd.DataFrame) -> pd.DataFrame:
     return paired.groupby(cols, sort=False)[["prefix_agreement", "same_output"]].mean().reset_index()
 
 
-def candidates(records: pd.DataFrame, summary: pd.DataFrame | None = None) -> pd.DataFrame:
+def candidates(
+    records: pd.DataFrame, summary: pd.DataFrame | None = None, level: str = "category"
+) -> pd.DataFrame:
     """Every non-baseline setting's lines in the paper's categories, with `family` (the method's registry name), the
-    FLOP-ideal speedup and the whole-output agreement columns (CANDIDATE_COLUMNS)."""
+    FLOP-ideal speedup and the whole-output agreement columns (CANDIDATE_COLUMNS). `level="overall"`:
+    one line per setting over the paper categories' rows together (category "overall"), for a
+    setting chosen once for every category."""
     summary = agg.summarize(records) if summary is None else summary
-    lines = agg.select_level(summary, "category")
-    lines = lines[lines["group"].isin(PAPER_CATEGORIES)]  # the paper's categories (not probes)
+    lines = agg.select_level(summary, level)
+    if level == "category":
+        lines = lines[lines["group"].isin(PAPER_CATEGORIES)]  # the paper's categories (not probes)
     base = lines["method"].eq(BASELINE) | lines["method_label"].eq(BASELINE)
     out = lines[~base].copy()
     out["family"] = out["method"]
     out["flop_speedup"] = 1.0 / out["prefill_flop_fraction"]
     agree = output_agreement(records)
+    if level == OVERALL:  # the rows "overall" covers: the paper categories' (aggregate._in_overall)
+        in_paper = agree["category"].isin(PAPER_CATEGORIES)
+        agree = agree[in_paper] if in_paper.any() else agree
+        agree = agree.assign(category=OVERALL)
     per_cat = agree.groupby(["run_dir", "model", "method_label", "category"], sort=False)
     per_cat = per_cat[["prefix_agreement", "same_output"]].mean().reset_index()
     per_cat["same_output_pct"] = per_cat.pop("same_output") * 100.0
@@ -190,6 +201,16 @@ def select(cands: pd.DataFrame, rule: Rule) -> pd.DataFrame:
     out = pd.DataFrame(chosen, columns=[*CANDIDATE_COLUMNS, "passes"])
     out["rule"] = rule.describe()
     return out.reset_index(drop=True)
+
+
+def select_one(records: pd.DataFrame, rule: Rule, family: str, summary: pd.DataFrame | None = None):
+    """One setting of `family` for every category at once: the rule applied to each setting's line
+    over all the paper categories' rows (None when the run has no setting of that family)."""
+    pooled = candidates(records, summary, level=OVERALL)
+    pooled = pooled[pooled["family"] == family]
+    if pooled.empty:
+        return None
+    return select(pooled, rule).iloc[0]
 
 
 def method_entries(chosen: pd.DataFrame, records: pd.DataFrame) -> list[dict[str, Any]]:

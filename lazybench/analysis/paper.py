@@ -10,6 +10,7 @@ from importlib.resources import files
 
 import pandas as pd
 
+from lazybench.methods import METHODS
 from lazybench.tasks.registry import CATEGORIES, PROBE_CATEGORY
 
 #: The two models of the paper, as the column prefixes of its tables.
@@ -22,29 +23,20 @@ PAPER_CATEGORIES = tuple(CATEGORIES)
 #: Category (and overall) display order.
 GROUP_ORDER = (*PAPER_CATEGORIES, PROBE_CATEGORY, "overall")
 
-# Registry names (or common spellings) of our methods that correspond to a paper method.
-_ALIASES = {
-    "baseline": "baseline",
-    "full": "baseline",
-    "full_prefill": "baseline",
-    "random_token_drop": "random_token_drop",
-    "random_drop": "random_token_drop",
-    "token_drop": "random_token_drop",
-    "random": "random_token_drop",
-    "static_token_pruning": "static_token_pruning",
-    "static_pruning": "static_token_pruning",
-    "static": "static_token_pruning",
-    "prompt_compression": "prompt_compression",
-    "selective_context": "prompt_compression",
-    "lazyllm": "lazyllm",
-}
+
+@cache
+def _paper_keys() -> dict[str, str]:
+    """Registry name -> paper row, from each method's own `paper_name`; a paper row names itself."""
+    keys = {key: key for key in PAPER_METHODS}
+    keys.update({name: cls.paper_key() for name, cls in METHODS.items() if cls.paper_name is not None})
+    return keys
 
 
 def paper_method(method: str | None) -> str | None:
-    """The paper's name for one of our methods (registry name), or None if the paper has no such row."""
+    """The paper's row for one of our methods (registry name), or None if the paper has no such row."""
     if not isinstance(method, str):
         return None
-    return _ALIASES.get(method.strip().lower().replace("-", "_"))
+    return _paper_keys().get(method.strip().lower().replace("-", "_"))
 
 
 def _read(name: str) -> pd.DataFrame:

@@ -25,14 +25,20 @@ from lazybench.columns import BASELINE
 
 #: Family display order: the paper's rows first (its order), then the peers.
 FAMILY_ORDER = (
-    "random_drop", "static", "selective_context", "lazyllm", "gemfilter", "streamingllm", "snapkv", "h2o",
+    "random_drop", "static", "selective_context", "lazyllm", "adaptive", "gemfilter", "streamingllm",
+    "snapkv", "h2o",
 )  # fmt: skip
 DEFAULT_ROW = "lazyllm (default)"
 TABLE1 = [
     "category", "method", "setting", "chosen_ok", "n_rows", "score", "baseline_score", "relative_score",
-    "ttft_speedup", "flop_speedup", "rouge_l_vs_baseline", "prefix_agreement",
+    "ttft_speedup", "flop_speedup", "rouge_l_vs_baseline", "prefix_agreement", "token_agreement",
 ]  # fmt: skip
 TABLE2 = ["category", "method", "setting", "n_rows", "pct_prompt_computed", "generation_speedup"]
+ONE_SETTING = [
+    "category", "method", "setting", "n_rows", "score", "relative_score", "ttft_speedup", "flop_speedup",
+    "pct_prompt_computed", "rouge_l_vs_baseline", "prefix_agreement", "token_agreement",
+]  # fmt: skip
+ONE_ROW = "adaptive (one p)"
 
 
 def _family_key(family: str) -> int:
@@ -95,3 +101,18 @@ def table2(lines: pd.DataFrame, paper: str | None) -> pd.DataFrame:
             values = lines["category"].map(ref[f"{paper}_{column}"]).where(is_lazy)
             out[f"paper_{paper}_{column}"] = values.astype(float).to_numpy()
     return out
+
+
+def one_setting_table(reported: pd.DataFrame, lines: pd.DataFrame, label: str) -> pd.DataFrame:
+    """ "One p for all categories": per category, the adaptive setting chosen once over all the
+    selection rows (`label`) beside LazyLLM's and the adaptive family's per-category picks
+    (`lines`: `chosen_lines`), each measured on the reported rows."""
+    out = []
+    for category in [c for c in PAPER_CATEGORIES if c in set(lines["category"])]:
+        picks = lines[(lines["category"] == category) & lines["family"].isin(["lazyllm", "adaptive"])]
+        for pick in picks[picks["method"] != DEFAULT_ROW].to_dict("records"):
+            out.append({**pick, "method": f"{pick['family']} (chosen per category)"})
+        one = reported[(reported["category"] == category) & (reported["method_label"] == label)]
+        row = one.iloc[0].to_dict() if len(one) else {"n_rows": 0}
+        out.append({**row, "category": category, "method": ONE_ROW, "setting": label})
+    return pd.DataFrame(out).reindex(columns=ONE_SETTING)

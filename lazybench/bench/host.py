@@ -37,9 +37,9 @@ import torch
 
 from lazybench.bench.syncs import HostOpCounter, Tally, generate_module
 from lazybench.bench.ttft import SCHEDULES, add_output_arguments, write_table
-from lazybench.engine import Generation, LazyEngine, LazyLLMPolicy, TokenPolicy
-from lazybench.engine.policy import StaticPruningPolicy
-from lazybench.methods.static import default_static_schedule
+from lazybench.engine import Generation, LazyEngine, Selection, TokenPolicy, top_k_indices
+from lazybench.methods.lazyllm import LazyLLMPolicy
+from lazybench.methods.static import StaticPruningPolicy, default_static_schedule
 from lazybench.models import resolve_device, resolve_dtype
 
 
@@ -63,12 +63,27 @@ def compute_free_model(device: torch.device, dtype: torch.dtype, layers: int = 3
         torch.set_default_dtype(previous)
 
 
+class NoRevivalPolicy(LazyLLMPolicy):
+    """A diagnostic, not a method: LazyLLM's stages, scoring and re-selection at every boundary of
+    every step, except that a decode step keeps only tokens that already have KV there, so nothing
+    is revived. Against LazyLLM it separates the engine's per-step host work from the arithmetic
+    of the revived rows (on this random-weight model some 5 per later layer and step)."""
+
+    def select(self, sel: Selection) -> torch.Tensor | None:
+        if sel.step == 0:
+            return super().select(sel)
+        lacking = ~sel.has_kv[sel.layer].index_select(0, sel.candidates)
+        lacking[-1:].fill_(False)  # the newest token has no KV yet but is always kept
+        return top_k_indices(sel.scores.masked_fill(lacking, -1.0), sel.n_keep)
+
+
 def engine_configs(model, decode_read: str | None = None) -> dict[str, LazyEngine]:
     policies = {
         "engine-baseline": TokenPolicy(),
         "lazyllm-default": LazyLLMPolicy(SCHEDULES["lazyllm-default"]),
         "lazyllm-aggressive": LazyLLMPolicy(SCHEDULES["lazyllm-aggressive"]),
         "static": StaticPruningPolicy(default_static_schedule()),
+        "lazyllm-default-no-revival": NoRevivalPolicy(SCHEDULES["lazyllm-default"]),
     }
     return {name: _engine(model, policy, decode_read) for name, policy in policies.items()}
 

@@ -25,7 +25,8 @@ from lazybench.bench.ttft import (
     plain_forward_ttft,
     write_bench_table,
 )
-from lazybench.engine import LazyEngine, LazyLLMPolicy, TokenPolicy, generate
+from lazybench.engine import LazyEngine, TokenPolicy, generate
+from lazybench.methods.lazyllm import LazyLLMPolicy
 
 # (name, numerator, denominator): the ratios reported, each measured within the same round
 COMPARISONS = [

@@ -19,8 +19,9 @@ from pathlib import Path
 import torch
 
 from lazybench.bench.ttft import longbench_token_ids, write_table
-from lazybench.engine import LazyEngine, LazyLLMPolicy, TokenPolicy, generate
+from lazybench.engine import LazyEngine, TokenPolicy, generate
 from lazybench.engine.generate import Generation, GenerationResult
+from lazybench.methods.lazyllm import LazyLLMPolicy
 from lazybench.models import ModelSpec, load_model
 
 

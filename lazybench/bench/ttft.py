@@ -22,8 +22,10 @@ from pathlib import Path
 
 import torch
 
-from lazybench.engine import LazyEngine, LazyLLMPolicy, Schedule, StaticPruningPolicy, TokenPolicy, generate
+from lazybench.engine import LazyEngine, Schedule, TokenPolicy, generate
 from lazybench.engine.generate import sync_device
+from lazybench.methods.lazyllm import LazyLLMPolicy
+from lazybench.methods.static import StaticPruningPolicy
 from lazybench.models import ModelSpec, load_model
 
 SCHEDULES: dict[str, Schedule] = {

@@ -24,11 +24,11 @@ SCORES_KWARG = "lazybench_scores"
 
 
 class ScoreSink(dict):
-    """{layer: scores} filled by the attention function. `key_mask` (bool over the keys, or None)
-    restricts the softmax to the keys the engine marked active when it reads the cache through a
-    mask instead of gathering it; the engine then keeps the active entries."""
+    """{layer: scores} filled by the attention function. `key_index` (positions, or None) restricts
+    the softmax to the active keys when the engine reads the whole cache through a mask instead of
+    gathering it, so the scores come out aligned with the active set either way."""
 
-    key_mask: torch.Tensor | None = None
+    key_index: torch.Tensor | None = None
 
 
 def as_fp32(t: torch.Tensor) -> torch.Tensor:
@@ -41,9 +41,10 @@ def last_query_scores(
     key: torch.Tensor,
     scaling: float,
     softcap: float | None,
-    key_mask: torch.Tensor | None = None,
+    key_index: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Head-mean attention probabilities of the last query row over all given keys, shape [n_keys].
+    """Head-mean attention probabilities of the last query row over the given keys (those at
+    `key_index` only, when given), shape [n_keys].
 
     With grouped-query attention the query heads of one KV group share its keys, so the query is
     viewed as [kv_heads, group, d] instead of repeating the keys.
@@ -52,11 +53,13 @@ def last_query_scores(
     n_kv = key.shape[1]
     q_last = as_fp32(query[0, :, -1, :].reshape(n_kv, n_heads // n_kv, head_dim))
     # fp32 products, not bf16 ones cast afterwards: bf16 rounding would flip near-tie top-k choices
-    logits = torch.matmul(q_last, as_fp32(key[0]).transpose(-1, -2)) * scaling
+    # (bmm: matmul's broadcasting checks cost more than this tiny product on the host)
+    logits = torch.bmm(q_last, as_fp32(key[0]).transpose(-1, -2))
+    if key_index is not None:  # the active keys only: the softmax over them, aligned with the active set
+        logits = logits.index_select(-1, key_index)
+    logits = logits * scaling
     if softcap is not None:
         logits = torch.tanh(logits / softcap) * softcap
-    if key_mask is not None:
-        logits = logits.masked_fill(~key_mask, -torch.inf)
     return torch.softmax(logits, dim=-1).mean(dim=(0, 1))
 
 
@@ -106,7 +109,7 @@ def _make_wrapper(inner: str) -> Callable:
             scaling, softcap = kwargs.get("scaling") or module.scaling, kwargs.get("softcap")
             if isinstance(sink, ScoreSink):
                 sink[module.layer_idx] = last_query_scores(
-                    module, query, key, scaling, softcap, sink.key_mask
+                    module, query, key, scaling, softcap, sink.key_index
                 )
             else:  # a policy's own scorer (see policy.LayerScores)
                 sink[module.layer_idx] = sink.score(module, query, key, scaling, softcap)

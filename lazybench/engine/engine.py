@@ -29,15 +29,15 @@ import torch
 
 from lazybench.engine.adapter import ModelParts
 from lazybench.engine.attention import SCORES_KWARG, ScoreSink, scoring_attention
+from lazybench.engine.masks import newest_masks, window_masks
 from lazybench.engine.policy import (
     LayerScores,
-    LazyLLMPolicy,
     Selection,
     TokenPolicy,
     mask_indices,
     score_flops,
 )
-from lazybench.engine.state import EngineInvariantError, StageRecord, TokenState
+from lazybench.engine.state import EngineInvariantError, KVReads, StageRecord, TokenState
 from lazybench.engine.stepping import park_pruned_rows, resume_rows
 
 DECODE_READS = ("masked", "gather")
@@ -67,7 +67,7 @@ class StepFlow:
     new_rows: bool  # batch is exactly the step's new positions (a contiguous KV write)
     prefix: bool  # active is every position (the cache read is a slice)
     layer_sink: LayerScores | None
-    head_rows: list[int] | None
+    kv_reads: KVReads | None  # a method's own cache reads (KV selection), in decoding
     sink: ScoreSink = field(default_factory=ScoreSink)
     masked_read: torch.Tensor | None = None  # active set of a stage that reads the whole cache masked
     embedded: torch.Tensor | None = None  # the rows whose rotary embeddings pos_emb holds
@@ -101,7 +101,7 @@ class LazyEngine:
         GemFilter's filter pass, which needs the early layers' attention and nothing after them.
 
         `decode_read`: how a single-token decode step over a pruned cache reads it. "masked" reads
-        the whole prefix through a boolean mask (fastest with CPU SDPA), "gather" gathers the
+        the whole prefix through an additive mask (fastest with CPU SDPA), "gather" gathers the
         active KV at every layer; both give the same results.
         """
         if decode_read not in DECODE_READS:
@@ -119,7 +119,7 @@ class LazyEngine:
                 sliding_windows=p.sliding_windows[:num_layers],
                 kv_specs=p.kv_specs[:num_layers],
             )
-        self.policy = policy if policy is not None else LazyLLMPolicy()
+        self.policy = policy if policy is not None else TokenPolicy()
         self.decode_read = decode_read
         if check_invariants is not None:
             self.check_invariants = check_invariants
@@ -179,19 +179,15 @@ class LazyEngine:
         state.length = context_len
         step = state.steps
         state.steps += 1
-        batch = state.arange(context_len)[first_new:]
-        active = policy.initial_active(step, context_len, parts.device)
-        prefix = active is None
-        if prefix:
-            active = state.arange(context_len)
-        if batch.numel() == active.numel():
-            batch = active  # prefill: the rows being computed are exactly the candidates
-        # KV-selection policies: scores at chosen layers of this step, and per-head reads in decoding
-        head_rows = state.head_rows if state.head_keep is not None else None
-        if head_rows is not None:
+        active = state.arange(context_len)  # every position is visible at layer 0
+        batch = active if first_new == 0 else active[first_new:]  # prefill: the rows are the candidates
+        # a method's own cache reads in decoding (KV selection): they see each new token too
+        if state.kv_reads is not None:
             if n_new != 1:
-                raise EngineInvariantError(f"per-head KV selection reads one new token per step, got {n_new}")
-            state.append_head_keep(batch)
+                raise EngineInvariantError(
+                    f"a method's own KV reads take one new token per step, got {n_new}"
+                )
+            state.kv_reads.append(batch)
         return StepFlow(
             step=step,
             first_new=first_new,
@@ -200,18 +196,16 @@ class LazyEngine:
             batch=batch,
             active=active,
             new_rows=True,
-            prefix=prefix,
+            prefix=True,
             layer_sink=policy.layer_scores(step, state, parts),
-            head_rows=head_rows,
+            kv_reads=state.kv_reads,
             rows_per_layer=[0] * parts.num_layers,
         )
 
     def _boundary(self, state: TokenState, flow: StepFlow, s: int, start: int, keep: float) -> None:
         """Cross one stage boundary: keep the policy's choice of candidates, park pruned rows in the
         Aux Cache, and bring back kept tokens that lack KV here from the Aux Cache (revival)."""
-        scores = flow.sink.pop(start - 1, None)
-        if scores is not None and flow.masked_read is not None:
-            scores = scores.index_select(0, flow.masked_read)  # the softmax already excluded the rest
+        scores = flow.sink.pop(start - 1, None)  # aligned with the active set (see ScoreSink)
         candidates = flow.active
         if scores is not None and scores.numel() != candidates.numel():
             raise EngineInvariantError(f"{scores.numel()} scores for {candidates.numel()} candidates")
@@ -273,70 +267,34 @@ class LazyEngine:
     def _plan_reads(self, state: TokenState, flow: StepFlow, s: int) -> dict[int | None, torch.Tensor | None]:
         """Tell the cache where this stage writes and what it reads; return the attention masks."""
         read = "self" if flow.self_attending else ("prefix" if flow.prefix else "index")
-        member = flow.masked_read = flow.sink.key_mask = None
+        flow.masked_read = flow.sink.key_index = None
         if (
             self.decode_read == "masked"
             and read == "index"
             and flow.batch.numel() <= self.masked_read_max_rows
             and self.parts.attn_impl == "sdpa"
-            and flow.head_rows is None
+            and flow.kv_reads is None
         ):  # read the whole prefix through a mask instead of gathering the active KV at every layer
-            read, flow.masked_read = "prefix", flow.active
-            member = torch.zeros(flow.context_len, dtype=torch.bool, device=flow.active.device)
-            flow.sink.key_mask = member.index_fill_(0, flow.active, True)
+            flow.masked_read = flow.sink.key_index = flow.active
+            state.plan_stage(flow.batch, flow.first_new if flow.new_rows else None, "prefix", flow.active)
+            state.masked_keys = flow.active.numel()
+            return newest_masks(self.parts, self._windows_by_stage[s], flow.active, flow.context_len)
         state.plan_stage(flow.batch, flow.first_new if flow.new_rows else None, read, flow.active)
-        state.masked_keys = None if member is None else flow.active.numel()
-        keys = state.arange(flow.context_len) if member is not None else flow.active
-        return self._masks(s, flow.batch, keys, flow.self_attending, member, max_span=flow.context_len - 1)
-
-    def _masks(
-        self,
-        stage: int,
-        q_pos: torch.Tensor,
-        k_pos: torch.Tensor,
-        self_attending: bool,
-        member: torch.Tensor | None = None,
-        max_span: int | None = None,
-    ) -> dict[int | None, torch.Tensor | None]:
-        """Attention masks by sliding window, built from positions (never from row order).
-
-        None where SDPA's own causal flag (or no mask, for a single newest query) is exact: an
-        explicit mask halves CPU prefill attention (see shared/notes/transformers5_notes.md).
-        `member` (bool over k_pos) marks the active keys when the cache is read whole and masked.
-        `max_span` bounds (newest query - oldest key), so whether a window can bind is decided on
-        the host; a window mask where it cannot bind is merely redundant. A single query is the
-        newest token (always kept), so every key is causally visible to it.
-        """
-        eager = self.parts.attn_impl == "eager"
-        masks: dict[int | None, torch.Tensor | None] = {}
-        single_newest = q_pos.numel() == 1
-        for window in self._windows_by_stage[stage]:
-            span = max_span if max_span is not None or window is None else int(q_pos[-1] - k_pos[0])
-            needs_window = window is not None and span >= window
-            if not eager and not needs_window and member is None and (self_attending or single_newest):
-                masks[window] = None
-                continue
-            if single_newest:
-                allowed = (member if member is not None else torch.ones_like(k_pos, dtype=torch.bool))[None]
-            else:
-                allowed = k_pos[None, :] <= q_pos[:, None]
-                if member is not None:
-                    allowed &= member[None, :]
-            if needs_window:
-                allowed = allowed & (k_pos[None, :] > q_pos[:, None] - window)
-            allowed = allowed[None, None]
-            if eager:
-                allowed = torch.zeros(
-                    allowed.shape, dtype=self.parts.dtype, device=allowed.device
-                ).masked_fill(~allowed, torch.finfo(self.parts.dtype).min)
-            masks[window] = allowed
-        return masks
+        state.masked_keys = None
+        return window_masks(
+            self.parts,
+            self._windows_by_stage[s],
+            flow.batch,
+            flow.active,
+            flow.self_attending,
+            flow.context_len - 1,
+        )
 
     def _stage_calls(
         self, state: TokenState, flow: StepFlow, start: int, end: int, masks: dict, score_layer: int
     ) -> list:
         """(layer, mask, rotary, kwargs) for each layer of a stage, so the layer loop only calls."""
-        parts, layer_sink, head_rows = self.parts, flow.layer_sink, flow.head_rows
+        parts, layer_sink, reads = self.parts, flow.layer_sink, flow.kv_reads
         calls = []
         for layer in range(start, end):
             kwargs = {parts.cache_kwarg: state}
@@ -344,9 +302,9 @@ class LazyEngine:
                 kwargs[SCORES_KWARG] = flow.sink
             elif layer_sink is not None and layer in layer_sink.layers:
                 kwargs[SCORES_KWARG] = layer_sink
-            # a lone newest token reading its heads' own kept positions needs no mask
-            per_head = head_rows is not None and head_rows[layer] >= 0
-            mask = None if per_head else masks[parts.sliding_windows[layer]]
+            # a lone newest token reading the method's own positions needs no mask
+            own = reads is not None and reads.reads(layer)
+            mask = None if own else masks[parts.sliding_windows[layer]]
             calls.append((parts.layers[layer], mask, flow.pos_emb[parts.layer_types[layer]], kwargs))
         return calls
 
@@ -360,12 +318,12 @@ class LazyEngine:
 
     def _account(self, state: TokenState, flow: StepFlow, start: int, end: int, score_layer: int) -> None:
         """FLOPs and rows of one stage, from host-side sizes only."""
-        n_rows, n_active, head_rows = flow.batch.numel(), flow.active.numel(), flow.head_rows
+        n_rows, n_active, reads = flow.batch.numel(), flow.active.numel(), flow.kv_reads
         self_attending = n_rows == n_active
         pairs = n_rows * (n_rows + 1) / 2 if self_attending else n_rows * n_active
-        n_head = 0 if head_rows is None else sum(head_rows[layer] >= 0 for layer in range(start, end))
-        flops = (end - start - n_head) * self._layer_cost(n_rows, pairs)
-        flops += n_head * self._layer_cost(n_rows, n_rows * state.head_len)
+        own = [] if reads is None else [layer for layer in range(start, end) if reads.reads(layer)]
+        flops = (end - start - len(own)) * self._layer_cost(n_rows, pairs)
+        flops += sum(self._layer_cost(n_rows, n_rows * reads.keys_read(layer)) for layer in own)
         # the importance scores computed beside attention are work too
         n_keys = (
             flow.context_len if flow.masked_read is not None else (n_rows if self_attending else n_active)
@@ -375,7 +333,7 @@ class LazyEngine:
         if flow.layer_sink is not None:
             for layer in range(start, end):
                 if layer in flow.layer_sink.layers:
-                    per_head = head_rows is not None and head_rows[layer] >= 0
-                    flops += flow.layer_sink.flops(n_rows, state.head_len if per_head else n_keys, self.parts)
+                    keys = reads.keys_read(layer) if layer in own else n_keys
+                    flops += flow.layer_sink.flops(n_rows, keys, self.parts)
         flow.flops += flops
         flow.rows_per_layer[start:end] = [n_rows] * (end - start)

@@ -2,6 +2,8 @@
 
 The engine owns the mechanics (caches, revival, masks); a policy only answers "which of these
 tokens are kept", so LazyLLM, static pruning and the KV-selection rivals differ in a few lines.
+Each method's policy lives in its own module under `lazybench.methods`; this module holds the base
+class and the helpers they share (exported by `lazybench.engine`).
 
 A policy answers with the sorted indices of the kept candidates (or None: keep all). Their count
 is then known on the host from the tensor's shape, so the engine never has to read the device to
@@ -11,12 +13,11 @@ mask is accepted too, at the price of one such read to count it.
 KV-selection policies (SnapKV, H2O, StreamingLLM) use two more hooks, both called once per step:
 `layer_scores` asks the attention wrapper for a score of their own at chosen layers (a
 `LayerScores` sink), and `end_step` turns those scores into the per-layer, per-head positions that
-decoding reads (`TokenState.set_head_keep`).
+decoding reads (a `KVReads` set on `TokenState.kv_reads`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from lazybench.engine.attention import as_fp32, last_query_scores
-from lazybench.engine.schedule import Schedule
+from lazybench.engine.schedule import Schedule, kept_count
 
 if TYPE_CHECKING:
     from lazybench.engine.adapter import ModelParts
@@ -52,7 +53,7 @@ class Selection:
         schedule says. In decoding it is the prompt plus the tokens generated so far: the paper
         prunes by a percentile of the tokens present, and the generated ones are candidates too.
         """
-        return min(self.candidates.numel(), max(1, math.ceil(self.keep_fraction * self.context_len - 1e-9)))
+        return min(self.candidates.numel(), kept_count(self.keep_fraction, self.context_len))
 
 
 class TokenPolicy:
@@ -65,10 +66,6 @@ class TokenPolicy:
 
     def needs_scores(self, step: int, stage: int) -> bool:
         return False
-
-    def initial_active(self, step: int, context_len: int, device: torch.device) -> torch.Tensor | None:
-        """Positions visible at layer 0 of this step; None means the whole context."""
-        return None
 
     def select(self, sel: Selection) -> torch.Tensor | None:
         """Sorted int64 indices into `sel.candidates` of the kept ones (the last, the newest token,
@@ -160,49 +157,3 @@ def complement_indices(kept: torch.Tensor, n: int) -> torch.Tensor:
     """Sorted indices in 0..n-1 that are not in `kept` (unique), of known size n - len(kept)."""
     others = torch.ones(n, dtype=torch.bool, device=kept.device).index_fill_(0, kept, False)
     return mask_indices(others, n - kept.numel())
-
-
-class LazyLLMPolicy(TokenPolicy):
-    """LazyLLM: at every step, re-select from the whole context by the last token's attention."""
-
-    name = "lazyllm"
-
-    def __init__(self, schedule: Schedule | None = None) -> None:
-        super().__init__(schedule if schedule is not None else Schedule())
-
-    def needs_scores(self, step: int, stage: int) -> bool:
-        return True
-
-    def select(self, sel: Selection) -> torch.Tensor | None:
-        return top_k_indices(sel.scores, sel.n_keep)
-
-
-class StaticPruningPolicy(TokenPolicy):
-    """Prune once in prefill; later steps keep exactly what prefill computed (no revival, no re-selection).
-
-    A later step keeps the candidates with KV at the boundary layer plus the new token: the
-    prefill's kept count at that stage plus every token generated since, a count known on the host.
-    """
-
-    name = "static"
-
-    def __init__(self, schedule: Schedule | None = None) -> None:
-        super().__init__(schedule)
-        self._prompt_len = 0
-        self._kept: dict[int, int] = {}  # stage -> prompt tokens kept there in prefill
-
-    def needs_scores(self, step: int, stage: int) -> bool:
-        return step == 0
-
-    def select(self, sel: Selection) -> torch.Tensor | None:
-        if sel.step == 0:
-            kept = top_k_indices(sel.scores, sel.n_keep)
-            self._prompt_len = sel.context_len
-            self._kept[sel.stage] = sel.candidates.numel() if kept is None else kept.numel()
-            return kept
-        count = self._kept[sel.stage] + sel.context_len - self._prompt_len
-        if count >= sel.candidates.numel():
-            return None
-        mask = sel.has_kv[sel.layer].index_select(0, sel.candidates)
-        mask[-1:].fill_(True)
-        return mask_indices(mask, count)

@@ -18,6 +18,18 @@ class ScheduleError(ValueError):
     """A schedule that cannot be applied; the message names the offending value."""
 
 
+def kept_count(fraction: float, n: int) -> int:
+    """Tokens a keep fraction leaves out of n: ceil(fraction * n), at least 1 and at most n. The one
+    definition every method and the profiler use (the epsilon absorbs 0.7 * 10 = 7.000000000000001)."""
+    return min(n, max(1, math.ceil(fraction * n - 1e-9)))
+
+
+def check_fraction(name: str, value: float) -> None:
+    """A keep fraction must be in (0, 1]; the message names the parameter."""
+    if not (0.0 < value <= 1.0) or math.isnan(value):
+        raise ValueError(f"{name} must be in (0, 1], got {value}")
+
+
 @dataclass(frozen=True)
 class Schedule:
     """Boundaries at which the kept set shrinks, and the kept fraction of the context after each.

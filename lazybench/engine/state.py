@@ -15,9 +15,9 @@ This object is also what the attention modules receive as `cache`: transformers 
 `cache.update(key, value, layer_idx)` after RoPE and attends over what it returns. The engine sets
 the write/read plan once per stage (`plan_stage`), so `update` does no bookkeeping of its own.
 
-KV-selection methods (SnapKV, H2O, StreamingLLM) keep, per layer and per KV head, a subset of the
-cached positions for decoding (`head_keep`, set by their policy once per step). On those layers a
-decode step reads each head's own positions with one gather instead of the shared index_select.
+A method may read the cache its own way while decoding (`KVReads`, set by its policy): the
+KV-selection rivals (SnapKV, H2O, StreamingLLM) keep, per layer and per KV head, a subset of the
+cached positions, and on those layers each head reads its own positions instead of the shared read.
 """
 
 from __future__ import annotations
@@ -75,6 +75,32 @@ class StageRecord:
         )  # fmt: skip
 
 
+class KVReads:
+    """A method's own reads of the KV cache in decoding steps, set on `TokenState.kv_reads` by its
+    policy (the KV-selection rivals: `lazybench.methods.kv_selection.HeadKeep`). The engine tells it each
+    decode step's new positions (`append`) and each stage that reads the cache (`begin_stage`);
+    on the layers it `reads` the cache hands attention `read(...)` instead of its shared read, and
+    those layers need no mask (the reader decides what each head sees)."""
+
+    def reads(self, layer: int) -> bool:
+        """Whether `layer` reads through this object."""
+        return False
+
+    def append(self, positions: torch.Tensor) -> None:
+        """The step's new positions, visible from now on."""
+
+    def begin_stage(self) -> None:
+        """A stage that reads the cache starts (prepare its indices once, not per layer)."""
+
+    def read(self, layer: int, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values layer `layer` attends to, from its whole buffers [1, kv_heads, capacity, d]."""
+        raise NotImplementedError
+
+    def keys_read(self, layer: int) -> int:
+        """Keys each head reads at `layer` (for FLOPs and KV counts)."""
+        raise NotImplementedError
+
+
 @dataclass
 class TokenState:
     num_layers: int
@@ -93,7 +119,7 @@ class TokenState:
     has_kv: torch.Tensor = field(init=False)
     compute_count: torch.Tensor | None = field(init=False)
     aux: dict[int, torch.Tensor] = field(init=False)
-    has_aux: dict[int, torch.Tensor] = field(init=False)
+    has_aux: dict[int, torch.Tensor] | None = field(init=False)
     # boundaries where some token may sit in the Aux Cache (host-side: lets a step skip the revival
     # count where nothing could be revived)
     parked: set[int] = field(init=False)
@@ -107,11 +133,8 @@ class TokenState:
     _read_slice: slice | None = None
     _read_index: torch.Tensor | None = None
     masked_keys: int | None = None  # keys left unmasked when the stage reads the whole prefix masked
-    # per-head KV selection (decode steps only): rows of head_keep are the selecting layers, in order
-    head_keep: torch.Tensor | None = None  # [rows, kv_heads, capacity] positions; first head_len valid
-    head_len: int = 0
-    head_rows: list[int] | None = None  # layer -> row of head_keep, or -1 where the layer reads as usual
-    _read_heads: torch.Tensor | None = None
+    kv_reads: KVReads | None = None  # a method's own cache reads in decoding (KV selection)
+    _own_reads: bool = False  # this stage reads through kv_reads where it reads
 
     def __post_init__(self) -> None:
         dev = self.device
@@ -131,9 +154,12 @@ class TokenState:
             b: torch.empty(self.capacity, self.hidden_size, dtype=self.dtype, device=dev)
             for b in self.boundary_layers
         }
-        self.has_aux = {
-            b: torch.zeros(self.capacity, dtype=torch.bool, device=dev) for b in self.boundary_layers
-        }
+        # which tokens sit in the Aux Cache: only the invariant checks read it, so it is kept only then
+        self.has_aux = (
+            {b: torch.zeros(self.capacity, dtype=torch.bool, device=dev) for b in self.boundary_layers}
+            if self.count_computations
+            else None
+        )
         self.parked = set()
         # [heads, capacity, dim] views of the KV buffers: CPU index_select is several times slower
         # along dim 2 of the 4-D buffer; on a GPU the 4-D gather is one op fewer
@@ -174,10 +200,9 @@ class TokenState:
         self._read_self = read == "self"
         self._read_slice = slice(0, self.length) if read == "prefix" else None
         self._read_index = active if read == "index" else None
-        self._read_heads = None
-        if self.head_keep is not None and read != "self":
-            head_dim = self.keys[self.head_rows.index(0)].shape[-1]
-            self._read_heads = self.head_keep[:, :, : self.head_len, None].expand(-1, -1, -1, head_dim)
+        self._own_reads = self.kv_reads is not None and read != "self"
+        if self._own_reads:
+            self.kv_reads.begin_stage()
 
     def mark_computed(self, start: int, end: int, rows: torch.Tensor) -> None:
         """Layers start..end-1 now hold KV for `rows` (and, when counting, computed them once more)."""
@@ -216,33 +241,6 @@ class TokenState:
         """The trace as lists of positions (reads the device: call it after timing)."""
         return None if self.trace is None else [record.to_trace() for record in self.trace]
 
-    # --- per-head KV selection (set by KV-selection policies, once per step) -------------------
-    def set_head_keep(self, layers: Sequence[int], positions: torch.Tensor) -> None:
-        """From the next step on, layer `layers[r]` head h attends only to `positions[r, h]` (plus the
-        new tokens, appended by the engine). Every head keeps the same number of positions."""
-        if positions.dim() != 3 or positions.shape[0] != len(layers):
-            raise ValueError(
-                f"positions must be [{len(layers)} layers, kv_heads, n], got {tuple(positions.shape)}"
-            )
-        rows, heads, n = positions.shape
-        if self.head_keep is None or self.head_keep.shape[:2] != (rows, heads):
-            self.head_keep = torch.empty(rows, heads, self.capacity, dtype=torch.long, device=self.device)
-        self.head_keep[:, :, :n] = positions
-        self.head_len = n
-        self.head_rows = [-1] * self.num_layers
-        for r, layer in enumerate(layers):
-            self.head_rows[layer] = r
-
-    def append_head_keep(self, positions: torch.Tensor) -> None:
-        """New tokens are visible to every head of every selecting layer."""
-        n = positions.numel()
-        self.head_keep[:, :, self.head_len : self.head_len + n] = positions
-        self.head_len += n
-
-    def head_positions(self) -> torch.Tensor:
-        """[rows, kv_heads, head_len] view of the kept positions."""
-        return self.head_keep[:, :, : self.head_len]
-
     # --- transformers' Cache protocol (the part attention modules call) -----------------------
     def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args, **kwargs):
         kbuf = self.keys[layer_idx]
@@ -261,11 +259,8 @@ class TokenState:
         else:
             kbuf.index_copy_(2, self._write_index, key)
             vbuf.index_copy_(2, self._write_index, value)
-        if self._read_heads is not None:
-            row = self.head_rows[layer_idx]
-            if row >= 0:
-                index = self._read_heads[row]
-                return kbuf[0].gather(1, index)[None], vbuf[0].gather(1, index)[None]
+        if self._own_reads and self.kv_reads.reads(layer_idx):
+            return self.kv_reads.read(layer_idx, kbuf, vbuf)
         if self._read_self:
             return key, value
         if self._read_slice is not None:
@@ -283,8 +278,9 @@ class TokenState:
     def kv_tokens_per_layer(self) -> list[int]:
         """KV entries a next step could read, per layer (per KV head where heads select their own)."""
         counts = self.has_kv[:, : self.length].sum(dim=1).tolist()
-        if self.head_keep is not None:
-            counts = [self.head_len if r >= 0 else c for c, r in zip(counts, self.head_rows)]
+        reads = self.kv_reads
+        if reads is not None:
+            counts = [reads.keys_read(layer) if reads.reads(layer) else c for layer, c in enumerate(counts)]
         return counts
 
     def prompt_computations_per_layer(self, prompt_len: int) -> list[int]:

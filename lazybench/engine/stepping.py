@@ -27,7 +27,8 @@ def park_pruned_rows(state: TokenState, flow: StepFlow, start: int, kept: torch.
     pruned_rows = complement_indices(kept, flow.batch.numel())
     pruned = flow.batch.index_select(0, pruned_rows)
     state.aux[start].index_copy_(0, pruned, flow.hidden[0].index_select(0, pruned_rows))
-    state.has_aux[start].index_fill_(0, pruned, True)
+    if state.has_aux is not None:
+        state.has_aux[start].index_fill_(0, pruned, True)
     flow.hidden = flow.hidden.index_select(1, kept)
     flow.batch, flow.new_rows = flow.active, False
 
@@ -37,17 +38,21 @@ def resume_rows(state: TokenState, flow: StepFlow, start: int, check: bool = Fal
 
     Rows in hand that were not kept are parked in the Aux Cache; kept tokens that lack KV and are
     not in hand come back from it. All rows pass through the Aux Cache buffer, which merges them in
-    position order.
+    position order. When the newest token alone is in hand and alone goes on (it is always kept
+    and never has KV yet), nothing is parked or revived and the rows stay as they are.
     """
-    aux, has_aux = state.aux[start], state.has_aux[start]
     lacking = ~state.has_kv[start].index_select(0, flow.active)
     n_rows = int(lacking.sum())  # the decode boundary's one device read: how many rows go on
+    if n_rows == 1 and flow.batch.numel() == 1:
+        return
     rows = flow.active.index_select(0, mask_indices(lacking, n_rows))
     if check:
         check_revival(state, flow.batch, rows, start)
-    aux.index_copy_(0, flow.batch, flow.hidden[0])
-    has_aux.index_fill_(0, flow.batch, True)  # every row in hand is parked here ...
-    has_aux.index_fill_(0, rows, False)  # ... except those going on; revived ones leave the Aux Cache
+    aux = state.aux[start]
+    aux.index_copy_(0, flow.batch, flow.hidden[0])  # every row in hand is parked here ...
+    if state.has_aux is not None:  # (kept up to date for the invariant checks only)
+        state.has_aux[start].index_fill_(0, flow.batch, True)
+        state.has_aux[start].index_fill_(0, rows, False)  # ... except those going on; revived ones leave
     flow.hidden = aux.index_select(0, rows)[None]
     flow.batch, flow.new_rows = rows, False
 

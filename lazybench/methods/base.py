@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from lazybench.engine import GenerationResult, LazyEngine, LazyLLMPolicy, Schedule, TokenPolicy, generate
+from lazybench.engine import GenerationResult, LazyEngine, Schedule, TokenPolicy, generate
 
 
 class UnknownMethodError(KeyError):
@@ -46,6 +46,14 @@ class GenerationRequest:
     stop_strings: Sequence[str] = ()
     tokenizer: Any = None  # needed with stop_strings
 
+    def options(self) -> dict[str, Any]:
+        """The decoding settings as keyword arguments of `generate` / `Generation`."""
+        return {name: getattr(self, name) for name in GENERATE_OPTIONS}
+
+
+#: GenerationRequest fields that are decoding settings of the generation loop.
+GENERATE_OPTIONS = ("eos_token_ids", "min_new_tokens", "keep_logits", "trace", "stop_strings", "tokenizer")
+
 
 @dataclass
 class Method:
@@ -55,6 +63,14 @@ class Method:
     query_aware: ClassVar[bool] = False  # does selection look at the question (the last tokens)?
     saves: ClassVar[str] = "nothing"  # "prefill", "decode", "both" or "nothing"
     stochastic: ClassVar[bool] = False  # the runner repeats stochastic methods over seeds
+    # The row this method is in the LazyLLM paper's tables ("Static Token Pruning"), None if absent.
+    # The analysis derives its table keys from it (`paper_key`): no mapping is kept anywhere else.
+    paper_name: ClassVar[str | None] = None
+
+    @classmethod
+    def paper_key(cls) -> str | None:
+        """The paper row as the committed paper tables spell it: "static_token_pruning"."""
+        return None if cls.paper_name is None else cls.paper_name.lower().replace(" ", "_")
 
     def params(self) -> dict[str, Any]:
         out = {}
@@ -82,17 +98,7 @@ class Method:
     @staticmethod
     def generate(engine: LazyEngine, ids: Sequence[int], request: GenerationRequest) -> GenerationResult:
         """The one generation call every method makes, with the request's decoding settings."""
-        return generate(
-            engine,
-            ids,
-            max_new_tokens=request.max_new_tokens,
-            eos_token_ids=request.eos_token_ids,
-            min_new_tokens=request.min_new_tokens,
-            keep_logits=request.keep_logits,
-            trace=request.trace,
-            stop_strings=request.stop_strings,
-            tokenizer=request.tokenizer,
-        )
+        return generate(engine, ids, request.max_new_tokens, **request.options())
 
     def run(self, model: torch.nn.Module, request: GenerationRequest) -> GenerationResult:
         t0 = time.perf_counter()
@@ -150,19 +156,21 @@ def build_method(name: str, **params: Any) -> Method:
 class Baseline(Method):
     """Full prefill and full-context decoding, through the same engine as every other method."""
 
+    paper_name: ClassVar[str | None] = "Baseline"
 
-@register_method("lazyllm")
+
 @dataclass
-class LazyLLM(Method):
-    """LazyLLM (Fu et al. 2024, arXiv 2407.14057): progressive pruning re-selected at every step,
-    pruned tokens revived from the Aux Cache. Default schedule: the paper's figures (see Schedule)."""
+class ScheduledMethod(Method):
+    """A method configured by a pruning schedule that its token policy applies inside the model
+    (LazyLLM, static pruning): label and policy follow from the schedule and `policy_class`."""
 
     query_aware: ClassVar[bool] = True
     saves: ClassVar[str] = "both"
+    policy_class: ClassVar[type[TokenPolicy]] = TokenPolicy
     schedule: Schedule = dataclasses.field(default_factory=Schedule)
 
     def label(self) -> str:
-        return f"lazyllm[{self.schedule.describe()}]"
+        return f"{self.name}[{self.schedule.describe()}]"
 
     def policy(self) -> TokenPolicy:
-        return LazyLLMPolicy(self.schedule)
+        return self.policy_class(self.schedule)

@@ -16,10 +16,17 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from lazybench.engine import GenerationResult, LazyEngine, TokenPolicy, generate
-from lazybench.engine.policy import LayerScores, grouped_logits
+from lazybench.engine import (
+    GenerationResult,
+    LayerScores,
+    LazyEngine,
+    TokenPolicy,
+    check_fraction,
+    generate,
+    grouped_logits,
+    kept_count,
+)
 from lazybench.methods.base import GenerationRequest, Method, register_method
-from lazybench.methods.token_drop import check_fraction, kept_count
 
 
 class GemFilterScores(LayerScores):

@@ -16,9 +16,8 @@ from typing import ClassVar
 
 import torch
 
-from lazybench.engine.generate import sync_device
+from lazybench.engine import check_fraction, kept_count, sync_device
 from lazybench.methods.base import GenerationRequest, Method, PreparedPrompt, register_method
-from lazybench.methods.token_drop import check_fraction, kept_count
 
 UNITS = ("token", "word", "sentence")
 _COMPRESSORS: dict[tuple[str, str], tuple] = {}  # (name, device) -> (model, tokenizer), loaded once
@@ -108,6 +107,7 @@ class SelectiveContext(Method):
       dropped; they count toward the budget.
     """
 
+    paper_name: ClassVar[str | None] = "Prompt Compression"
     query_aware: ClassVar[bool] = False
     saves: ClassVar[str] = "both"
     keep: float = 0.65

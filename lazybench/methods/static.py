@@ -1,4 +1,5 @@
-"""Static token pruning: the paper's second baseline (Table 1, "static token pruning")."""
+"""Static token pruning: the paper's second baseline (Table 1, "static token pruning"): its policy and
+its Method class."""
 
 from __future__ import annotations
 
@@ -6,8 +7,41 @@ import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
-from lazybench.engine import Schedule, StaticPruningPolicy, TokenPolicy
-from lazybench.methods.base import Method, register_method
+import torch
+
+from lazybench.engine import Schedule, Selection, TokenPolicy, mask_indices, top_k_indices
+from lazybench.methods.base import ScheduledMethod, register_method
+
+
+class StaticPruningPolicy(TokenPolicy):
+    """Prune once in prefill; later steps keep exactly what prefill computed (no revival, no re-selection).
+
+    A later step keeps the candidates with KV at the boundary layer plus the new token: the
+    prefill's kept count at that stage plus every token generated since, a count known on the host.
+    """
+
+    name = "static"
+
+    def __init__(self, schedule: Schedule | None = None) -> None:
+        super().__init__(schedule)
+        self._prompt_len = 0
+        self._kept: dict[int, int] = {}  # stage -> prompt tokens kept there in prefill
+
+    def needs_scores(self, step: int, stage: int) -> bool:
+        return step == 0
+
+    def select(self, sel: Selection) -> torch.Tensor | None:
+        if sel.step == 0:
+            kept = top_k_indices(sel.scores, sel.n_keep)
+            self._prompt_len = sel.context_len
+            self._kept[sel.stage] = sel.candidates.numel() if kept is None else kept.numel()
+            return kept
+        count = self._kept[sel.stage] + sel.context_len - self._prompt_len
+        if count >= sel.candidates.numel():
+            return None
+        mask = sel.has_kv[sel.layer].index_select(0, sel.candidates)
+        mask[-1:].fill_(True)
+        return mask_indices(mask, count)
 
 
 def default_static_schedule() -> Schedule:
@@ -16,7 +50,7 @@ def default_static_schedule() -> Schedule:
 
 @register_method("static")
 @dataclass
-class StaticPruning(Method):
+class StaticPruning(ScheduledMethod):
     """Prune once in prefill by the last token's attention in an early layer; no revival.
 
     The paper describes it as pruning "once, based on the attention of the first few layers" and
@@ -28,12 +62,6 @@ class StaticPruning(Method):
     boundaries prune progressively but still only once); keep 1.0 everywhere is the baseline.
     """
 
-    query_aware: ClassVar[bool] = True
-    saves: ClassVar[str] = "both"
+    paper_name: ClassVar[str | None] = "Static Token Pruning"
+    policy_class: ClassVar[type[TokenPolicy]] = StaticPruningPolicy
     schedule: Schedule = dataclasses.field(default_factory=default_static_schedule)
-
-    def label(self) -> str:
-        return f"static[{self.schedule.describe()}]"
-
-    def policy(self) -> TokenPolicy:
-        return StaticPruningPolicy(self.schedule)

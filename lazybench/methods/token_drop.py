@@ -10,24 +10,14 @@ per-layer machinery, so a rival that fails does not fail for an engine reason.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 
+from lazybench.engine import check_fraction, kept_count
 from lazybench.methods.base import GenerationRequest, Method, PreparedPrompt, register_method
-
-
-def kept_count(keep: float, n: int) -> int:
-    """ceil(keep * n), at least 1 and at most n."""
-    return min(n, max(1, math.ceil(keep * n - 1e-9)))
-
-
-def check_fraction(name: str, value: float) -> None:
-    if not (0.0 < value <= 1.0) or math.isnan(value):
-        raise ValueError(f"{name} must be in (0, 1], got {value}")
 
 
 @register_method("random_drop")
@@ -50,6 +40,7 @@ class RandomDrop(Method):
     query_aware: ClassVar[bool] = False
     saves: ClassVar[str] = "both"
     stochastic: ClassVar[bool] = True
+    paper_name: ClassVar[str | None] = "Random Token Drop"
     keep: float = 0.6
     keep_last: int = 64
     keep_first: int = 1

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import torch
 
+from lazybench.engine import kept_count
+
 #: keep fractions the proposal chooses from (and the x axis of the mass curves).
 GRID: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 21))
 TOP_FRACTIONS: tuple[float, ...] = (0.1, 0.3, 0.5)
@@ -19,11 +21,6 @@ TOP_FRACTIONS: tuple[float, ...] = (0.1, 0.3, 0.5)
 
 class ProfileError(ValueError):
     """The profile cannot be computed (e.g. a one-layer model, an empty prompt)."""
-
-
-def kept_count(fraction: float, n: int) -> int:
-    """Tokens a keep fraction leaves out of n: ceil(fraction * n), at least 1 (as `Selection.n_keep`)."""
-    return min(n, max(1, math.ceil(fraction * n - 1e-9)))
 
 
 def top_mass(scores: torch.Tensor, fractions: Sequence[float]) -> torch.Tensor:

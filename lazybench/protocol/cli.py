@@ -2,10 +2,13 @@
 
     lazybench protocol select RUN_DIR [--rule score|fidelity|target] [--epsilon 0.01] [--out FILE]
     lazybench protocol report POINTS.yaml [--reported TEST_RUN_DIR] [--paper llama2|xgen]
+    lazybench protocol ladder RUN_DIR [--metric token_agreement] [--out DIR]
 
 `select` chooses one setting per category and method family on a sweep run and writes the points
 config the test phase runs (`lazybench experiment=<preset>_points`); `report` writes Tables 1 and 2
-at those points (the paper's numbers beside ours) and Figure 5. docs/protocol.md has the whole flow.
+at those points (the paper's numbers beside ours) and Figure 5; `ladder` tables every family's
+whole-output fidelity at equal FLOP-ideal speeds (e.g. `experiment=protocol_cpu_long`).
+docs/protocol.md has the whole flow.
 """
 
 from __future__ import annotations
@@ -42,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--paper", choices=PAPER_MODELS, help="show this paper model's numbers beside ours")
     rep.add_argument("--out", type=Path, help="output folder (default: <reported run>/analysis/protocol)")
     rep.add_argument("--no-plots", action="store_true")
+    lad = verbs.add_parser("ladder", help="whole-output fidelity of every family at equal FLOP-ideal speeds")
+    lad.add_argument("run_dir", type=Path, help="a run that swept families at sweep.target_speedups")
+    lad.add_argument("--metric", choices=FIDELITY_METRICS, default="token_agreement")
+    lad.add_argument("--out", type=Path, help="output folder (default: <run>/analysis/ladder)")
     return parser
 
 
@@ -64,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
             result = select_points(args.run_dir, overrides, args.out, args.base)
             print(to_markdown(result.chosen[SELECTION_COLUMNS]))
             print(f"rule: {result.rule.describe()}\nwrote {result.path}", file=sys.stderr)
+        elif args.verb == "ladder":
+            from lazybench.analysis.ladder import write_ladder
+
+            print(write_ladder(args.run_dir, args.out, args.metric))
         else:
             report = protocol_report(
                 args.points, args.reported, args.paper, args.out, args.sweep, not args.no_plots

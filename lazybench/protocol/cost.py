@@ -139,7 +139,26 @@ def prefill_flops(
         return shape.full_prefill(n) + shape.num_layers * extra
     if name == "h2o":
         return shape.full_prefill(n) + shape.num_layers * shape.score_cost(n, n)
+    if name == "adaptive":
+        raise ValueError(
+            "adaptive: its prefill FLOPs depend on the prompt's attention (measured, not modelled); "
+            "adaptive_speed_range bounds them"
+        )
     raise ValueError(f"no FLOP model for method {name!r}")
+
+
+def adaptive_speed_range(
+    shape: ModelShape, layers: list[int], floor: float, ceiling: float, n: int
+) -> tuple[float, float]:
+    """The FLOP-ideal speedups the adaptive kept set (lazybench.methods.adaptive) can reach at n
+    tokens: every boundary keeping the ceiling (slowest) to every boundary at the floor (fastest).
+    Its real speed depends on the prompt's attention; this range is all that is known in advance."""
+
+    def at(keep: float) -> float:
+        schedule = {"boundaries": list(layers), "keep": [keep] * len(layers), "unit": "layer"}
+        return ideal_speedup(shape, "lazyllm", {"schedule": schedule}, n)
+
+    return at(ceiling), at(floor)
 
 
 def ideal_speedup(

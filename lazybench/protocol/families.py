@@ -22,9 +22,16 @@ pruning late hurts accuracy less):
   the family is a list of compression rates (`compression_keeps`, default `points` from 0.8 to 0.2).
 - streamingllm, snapkv, h2o: they never shorten prefill; a couple of KV budgets (`kv_budgets`,
   fractions of the prompt) each.
+- adaptive (lazybench.methods.adaptive, beyond the paper): how much it keeps depends on the prompt's
+  attention, so no setting can be solved for a speed. The family is a list of attention masses
+  (`adaptive_masses`, largest first) at one boundary template (LazyLLM's default 30/60/90% depth,
+  or `params.adaptive.boundaries`), with the method's floor and ceiling (or `params.adaptive`);
+  a setting's speed is measured (the records' prefill FLOP fraction), and only its FLOP-ideal
+  range is known in advance: every boundary at the ceiling to every boundary at the floor.
 
 Settings are written with layer indices (`unit: layer`), so a label names exactly what ran, e.g.
-`lazyllm[L9:0.62,L19:0.38,L28:0.24]`, `static[L6:0.35]`, `gemfilter[L12:0.3]`.
+`lazyllm[L9:0.62,L19:0.38,L28:0.24]`, `static[L6:0.35]`, `gemfilter[L12:0.3]`,
+`adaptive[p0.9,L9,L19,L28,f0.05,c0.9]` (mass, boundaries, floor, ceiling).
 """
 
 from __future__ import annotations
@@ -35,7 +42,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lazybench.engine import Schedule, ScheduleError
-from lazybench.protocol.cost import ModelShape, geometric_targets, ideal_speedup, kept, solve_decreasing
+from lazybench.methods.adaptive import (
+    DEFAULT_BOUNDARIES,
+    DEFAULT_CEILING,
+    DEFAULT_FLOOR,
+    adaptive_label,
+    check_mass_rule,
+)
+from lazybench.protocol.cost import (
+    ModelShape,
+    adaptive_speed_range,
+    geometric_targets,
+    ideal_speedup,
+    kept,
+    solve_decreasing,
+)
 
 #: LazyLLM step templates (relative depths), mildest first.
 TEMPLATES: tuple[tuple[float, ...], ...] = (
@@ -54,7 +75,9 @@ GEMFILTER_DEPTHS = (0.40625, 0.25, 0.125, 0.0625)
 KEEP_MIN = 0.05
 PREFILL_FAMILIES = ("lazyllm", "static", "random_drop", "gemfilter")
 KV_FAMILIES = ("streamingllm", "snapkv", "h2o")
-FAMILIES = (*PREFILL_FAMILIES, "selective_context", *KV_FAMILIES)
+FAMILIES = (*PREFILL_FAMILIES, "selective_context", *KV_FAMILIES, "adaptive")
+#: The adaptive family's default attention masses, mildest (largest) first.
+ADAPTIVE_MASSES = (0.9995, 0.999, 0.995, 0.99, 0.98)
 
 
 @dataclass(frozen=True)
@@ -64,8 +87,9 @@ class Setting:
     family: str  # the method's registry name
     label: str
     params: dict[str, Any]
-    speedup: float  # FLOP-ideal TTFT speedup at the sweep's prompt length
+    speedup: float | None  # FLOP-ideal TTFT speedup at the sweep's prompt length (None: measured only)
     target: float | None = None  # the speedup it was solved for (None: a listed rate or budget)
+    speed_range: tuple[float, float] | None = None  # when speedup is None: its FLOP-ideal bounds
 
     def entry(self, fixed: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The `methods:` entry that runs it (fixed family parameters, e.g. a compressor, merged in)."""
@@ -84,6 +108,7 @@ class SweepSpec:
     kv_budgets: tuple[float, ...] = (0.5, 0.2)
     compression_keeps: tuple[float, ...] | None = None
     variants: int = 1  # LazyLLM templates per target (the next, earlier ones too when > 1)
+    adaptive_masses: tuple[float, ...] = ADAPTIVE_MASSES  # the adaptive family's attention masses
     prompt_tokens: int | None = None  # null: the run's model.max_length
     params: dict[str, dict[str, Any]] = field(default_factory=dict)  # fixed parameters per family
 
@@ -111,6 +136,7 @@ class SweepSpec:
             kv_budgets=_floats(data.get("kv_budgets", (0.5, 0.2))) or (),
             compression_keeps=_floats(data.get("compression_keeps")),
             variants=int(data.get("variants", 1)),
+            adaptive_masses=_floats(data.get("adaptive_masses")) or ADAPTIVE_MASSES,
             prompt_tokens=None if data.get("prompt_tokens") is None else int(data["prompt_tokens"]),
             params={str(k): dict(v or {}) for k, v in (data.get("params") or {}).items()},
         )
@@ -128,7 +154,11 @@ class SweepSpec:
             )
         if self.target_speedups is not None and any(t <= 1.0 for t in self.target_speedups):
             raise ValueError(f"sweep.target_speedups must all be > 1, got {list(self.target_speedups)}")
-        for name, values in (("kv_budgets", self.kv_budgets), ("compression_keeps", self.compression_keeps)):
+        for name, values in (
+            ("kv_budgets", self.kv_budgets),
+            ("compression_keeps", self.compression_keeps),
+            ("adaptive_masses", self.adaptive_masses),
+        ):
             if values is not None and any(not 0.0 < v <= 1.0 for v in values):
                 raise ValueError(f"sweep.{name} must be fractions in (0, 1], got {list(values)}")
         if self.prompt_tokens is not None and self.prompt_tokens < 2:
@@ -282,6 +312,28 @@ def _kv_family(family: str, params_of: Callable[[float], dict[str, Any]], label_
     return generate
 
 
+def adaptive_family(shape: ModelShape, n: int, spec: SweepSpec, _c=None) -> list[Setting]:
+    """One setting per attention mass (largest first) at one boundary template; speed measured."""
+    fixed = spec.params.get("adaptive", {})
+    floor, ceiling = float(fixed.get("floor", DEFAULT_FLOOR)), float(fixed.get("ceiling", DEFAULT_CEILING))
+    bounds = tuple(fixed.get("boundaries", DEFAULT_BOUNDARIES))
+    try:
+        check_mass_rule(1.0, floor, ceiling)
+        plan = Schedule(bounds, (1.0,) * len(bounds), unit=fixed.get("unit", "depth")).resolve(
+            shape.num_layers
+        )
+    except ValueError as err:
+        raise ValueError(f"sweep.params.adaptive: {err}") from None
+    layers = list(plan.starts[1:])
+    speeds = adaptive_speed_range(shape, layers, floor, ceiling, n)
+    out = []
+    for mass in sorted(spec.adaptive_masses, reverse=True):
+        params = {"keep_mass": mass, "boundaries": layers, "unit": "layer"}
+        label = adaptive_label(mass, layers, "layer", floor, ceiling)
+        out.append(Setting("adaptive", label, params, None, speed_range=speeds))
+    return out
+
+
 GENERATORS: dict[str, Generator] = {
     "lazyllm": lazyllm_family,
     "static": static_family,
@@ -299,6 +351,7 @@ GENERATORS: dict[str, Generator] = {
         lambda f, n: {"heavy_ratio": f / 2, "recent_ratio": f / 2},
         lambda p: f"h2o[{p['heavy_ratio']:g}+{p['recent_ratio']:g}]",
     ),
+    "adaptive": adaptive_family,
 }
 
 
@@ -312,10 +365,10 @@ def _with_fixed(spec: SweepSpec, family: str, params: dict[str, Any]) -> dict[st
 
 def expand(spec: SweepSpec, shape: ModelShape, n: int, compressor: ModelShape | None = None) -> list[Setting]:
     """Every family's settings at an n-token prompt, in family order, duplicates (same label) dropped;
-    within a family, by increasing speedup."""
+    within a family, by increasing speedup (a family whose speed is measured keeps its own order)."""
     out: dict[str, Setting] = {}
     for family in spec.families:
         settings = GENERATORS[family](shape, n, spec, compressor)
-        for s in sorted(settings, key=lambda s: s.speedup):
+        for s in sorted(settings, key=lambda s: 0.0 if s.speedup is None else s.speedup):
             out.setdefault(s.label, s)
     return list(out.values())

@@ -28,6 +28,7 @@ HEADER = """# @package _global_
 CHOICE_COLUMNS = [
     "category", "family", "method_label", "passes", "n_rows", "score", "baseline_score",
     "relative_score", "ttft_speedup", "flop_speedup", "rouge_l_vs_baseline", "prefix_agreement",
+    "token_agreement",
 ]  # fmt: skip
 
 
@@ -40,6 +41,11 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float):
         return round(value, 6)
     return value
+
+
+def choice(line: Any) -> dict[str, Any]:
+    """A chosen line's CHOICE_COLUMNS as YAML-friendly values."""
+    return {c: _plain(line[c]) for c in CHOICE_COLUMNS}
 
 
 def points_config(

@@ -18,16 +18,19 @@ import pandas as pd
 
 from lazybench import aggregate as agg
 from lazybench.analysis.load import load_run_config, load_runs
-from lazybench.analysis.operating_points import Rule, candidates, method_entries, select
-from lazybench.analysis.protocol_tables import chosen_lines, table1, table2
+from lazybench.analysis.operating_points import Rule, candidates, method_entries, select, select_one
+from lazybench.analysis.protocol_tables import chosen_lines, one_setting_table, table1, table2
 from lazybench.columns import BASELINE
-from lazybench.protocol.points import chosen_frame, points_config, read_points, write_points
+from lazybench.protocol.points import choice, chosen_frame, points_config, read_points, write_points
 from lazybench.protocol.split import RowSplit
 from lazybench.runner.config import conf_dir
 from lazybench.tablewriter import to_markdown, write_table
 
+#: The family also chosen once for every category ("one p for all categories", issue 12 item 4).
+ONE_FAMILY = "adaptive"
 SELECTION_COLUMNS = ["category", "family", "method_label", "passes", "n_rows", "score", "baseline_score",
-                     "ttft_speedup", "flop_speedup", "rouge_l_vs_baseline", "prefix_agreement"]  # fmt: skip
+                     "ttft_speedup", "flop_speedup", "rouge_l_vs_baseline", "prefix_agreement",
+                     "token_agreement"]  # fmt: skip
 
 
 def _shown(path: Path) -> str:
@@ -79,7 +82,13 @@ def select_points(
     base = base or proto.get("experiment")
     name = proto.get("points") or (f"{base}_points" if base else "points")
     path = Path(out) if out is not None else conf_dir() / "experiment" / f"{name}.yaml"
-    config = points_config(method_entries(chosen, records), chosen, rule.to_dict(), source, base, test_split)
+    entries = method_entries(chosen, records)
+    one = select_one(records, rule, ONE_FAMILY)
+    if one is not None:  # the family's single setting for every category runs on every test row
+        entries = _widened(entries, records, one["method_label"])
+    config = points_config(entries, chosen, rule.to_dict(), source, base, test_split)
+    if one is not None:
+        config["protocol"]["selection"]["one_setting"] = choice(one)
     write_points(path, config, rule.describe(), path.stem)
     folder = run / "protocol"
     files = [
@@ -91,12 +100,23 @@ def select_points(
     return Selection(path, chosen, cands, rule, files)
 
 
+def _widened(entries: list[dict[str, Any]], records: pd.DataFrame, label: str) -> list[dict[str, Any]]:
+    """The entries with `label` running on every row (added from the records when not chosen anywhere)."""
+    for entry in entries:
+        if entry["label"] == label:
+            entry.pop("categories", None)
+            return entries
+    recorded = records.drop_duplicates("method_label").set_index("method_label").loc[label]
+    return [*entries, {"name": recorded["method"], "label": label, **dict(recorded["method_params"] or {})}]
+
+
 @dataclass
 class ProtocolReport:
     markdown: str
     files: list[Path]
     table1: pd.DataFrame
     table2: pd.DataFrame
+    one_setting: pd.DataFrame | None = None  # "one p for all categories" (when the points hold one)
 
 
 def _rows_note(points: dict[str, Any], sweep_ids: set[str] | None, reported: pd.DataFrame, run: Path) -> str:
@@ -151,6 +171,19 @@ def protocol_report(
         *write_table(t1, out, "table1", "Table 1 at the chosen operating points", note + paper_note),
         *write_table(t2, out, "table2", "Table 2 at the chosen operating points", note + paper_note),
     ]
+    one_md: list[str] = []
+    t_one = None
+    one = sel.get("one_setting")
+    if one:
+        t_one = one_setting_table(reported, lines, one["method_label"])
+        one_note = (
+            f"`{one['method_label']}` was chosen once over all {sel['rows']} selection rows by the same rule "
+            f"(there: {one.get('flop_speedup') or float('nan'):.2f}x FLOP-ideal, ROUGE-L vs baseline "
+            f"{one.get('rouge_l_vs_baseline') or float('nan'):.2f}), beside the settings chosen per category; "
+            "all measured on the reported rows."
+        )
+        files += write_table(t_one, out, "one_setting", "One p for all categories", one_note)
+        one_md = ["## One p for all categories\n", one_note + "\n", to_markdown(t_one)]
     speed = Rule.from_config(sel["rule"]).speed
     if plots and sweep is not None:
         from lazybench.analysis.figure5 import save_figure5
@@ -163,9 +196,9 @@ def protocol_report(
                                   speed=speed, title=title))  # fmt: skip
     markdown = "\n".join([
         "# Tables 1 and 2 at chosen operating points\n", note + paper_note + "\n",
-        "## Table 1\n", to_markdown(t1), "## Table 2\n", to_markdown(t2),
+        "## Table 1\n", to_markdown(t1), "## Table 2\n", to_markdown(t2), *one_md,
         *[f"![{p.stem}]({p.name})\n" for p in files if p.suffix == ".png"],
     ])  # fmt: skip
     report = out / "report.md"
     report.write_text(markdown, encoding="utf-8")
-    return ProtocolReport(markdown, [*files, report], t1, t2)
+    return ProtocolReport(markdown, [*files, report], t1, t2, t_one)

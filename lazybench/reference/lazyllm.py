@@ -51,6 +51,13 @@ open"):
 - Cached keys/values and Aux Cache hidden states are reused as they were computed, in whatever
   context was active then (LazyLLM is an approximation beyond the pruning itself). A revived token
   leaves the Aux Cache of the boundary it resumes from.
+
+The adaptive kept set (`keep_mass=p`, lazybench.methods.adaptive; not in the paper) changes only
+the kept count at a boundary: the active positions' scores (the newest token's own included) from
+largest to smallest, summed until the running sum reaches p x their total; that many, clamped to
+[ceil(floor x N), ceil(ceiling x N)] (each at least 1) and to the tokens still active, N being the
+whole current context as above. The schedule's keep fractions are then unused. The selection of
+that many is the one above.
 """
 
 from __future__ import annotations
@@ -88,6 +95,8 @@ class StageRecord:
     parked: list[int]  # computed up to first_layer - 1 in this step, pruned here, parked in the Aux Cache
     margin: float = math.inf  # score of the weakest kept minus the best pruned (inf: no close call)
     scores: dict[int, float] | None = None  # the importance the selection used, by position (stage > 0)
+    # keep_mass only: how far the running mass was from changing the (clamped) kept count
+    mass_margin: float = math.inf
 
 
 @dataclass
@@ -160,6 +169,38 @@ def select(scores: list[float], active: torch.Tensor, n_keep: int, newest: int) 
     return kept, margin
 
 
+@dataclass(frozen=True)
+class MassRule:
+    """The adaptive kept count (module docstring): mass p, floor and ceiling fractions of the context."""
+
+    keep_mass: float
+    floor: float
+    ceiling: float
+
+    def count(self, scores: list[float], n_active: int, context_len: int) -> tuple[int, float]:
+        """(kept count, margin): the margin is how far the running sum was from the p x total cut
+        where a cut one earlier or later would change the clamped count (inf: it would not)."""
+        ordered = sorted(scores, reverse=True)
+        target = self.keep_mass * sum(ordered)
+        running, sums = 0.0, []
+        for value in ordered:
+            running += value
+            sums.append(running)
+        raw = next((i + 1 for i, total in enumerate(sums) if total >= target), len(sums))
+        low = max(1, math.ceil(self.floor * context_len - 1e-9))
+        high = max(1, math.ceil(self.ceiling * context_len - 1e-9))
+
+        def clamp(k: int) -> int:
+            return min(n_active, max(low, min(high, k)))
+
+        margin = math.inf
+        if clamp(raw - 1) != clamp(raw):  # the cut at raw was reached, by this much
+            margin = min(margin, sums[raw - 1] - target)
+        if raw >= 2 and clamp(raw + 1) != clamp(raw):  # one fewer fell short, by this much
+            margin = min(margin, target - sums[raw - 2])
+        return clamp(raw), margin
+
+
 def compute_layer(
     spec: ModelSpec,
     index: int,
@@ -202,7 +243,12 @@ def compute_layer(
 
 
 def run_step(
-    spec: ModelSpec, stages: list[Stage], memory: Memory, context: list[int], n_new: int
+    spec: ModelSpec,
+    stages: list[Stage],
+    memory: Memory,
+    context: list[int],
+    n_new: int,
+    mass: MassRule | None = None,
 ) -> tuple[torch.Tensor, list[StageRecord]]:
     """One generation step over the whole context; the last n_new tokens are new."""
     n = len(context)
@@ -213,10 +259,13 @@ def run_step(
     scores: list[float] | None = None
     records = []
     for s, stage in enumerate(stages):
-        revived, parked, margin, used = [], [], math.inf, None
+        revived, parked, margin, used, mass_margin = [], [], math.inf, None, math.inf
         if s > 0:
             used = {p: scores[p] for p in positions(active)}
-            n_keep = min(int(active.sum()), max(1, math.ceil(stage.keep * n - 1e-9)))
+            if mass is None:
+                n_keep = min(int(active.sum()), max(1, math.ceil(stage.keep * n - 1e-9)))
+            else:
+                n_keep, mass_margin = mass.count(list(used.values()), int(active.sum()), n)
             kept, margin = select(scores, active, n_keep, newest)
             aux = memory.aux[stage.start]
             for p in sorted(rows):
@@ -239,31 +288,49 @@ def run_step(
             if wants:
                 scores = layer_scores
         records.append(
-            StageRecord(s, stage.start, positions(active), computed, revived, parked, margin, used)
+            StageRecord(
+                s, stage.start, positions(active), computed, revived, parked, margin, used, mass_margin
+            )
         )
     return logits(spec, rows[newest]), records
 
 
 @torch.no_grad()
-def reference_generate(model, prompt_ids, schedule, max_new_tokens: int) -> ReferenceResult:
+def reference_generate(
+    model,
+    prompt_ids,
+    schedule,
+    max_new_tokens: int,
+    keep_mass: float | None = None,
+    floor: float = 0.05,
+    ceiling: float = 0.9,
+) -> ReferenceResult:
     """Greedy LazyLLM generation of exactly max_new_tokens tokens (no EOS stop), the slow way.
 
     `schedule` has `boundaries`, `keep` and `unit` (lazybench.engine.Schedule fits; only its fields
-    are read). Returns the tokens, each step's next-token logits, and each step's per-stage kept,
-    computed, revived and parked positions.
+    are read). With `keep_mass`, the adaptive kept set (module docstring) with `floor` and `ceiling`
+    replaces the schedule's keep fractions. Returns the tokens, each step's next-token logits, and
+    each step's per-stage kept, computed, revived and parked positions.
     """
     prompt = [int(t) for t in torch.as_tensor(prompt_ids).reshape(-1).tolist()]
     if not prompt:
         raise ValueError("the prompt is empty")
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    mass = None
+    if keep_mass is not None:
+        if not (0.0 < keep_mass <= 1.0 and 0.0 < floor <= ceiling <= 1.0):
+            raise ValueError(
+                f"need 0 < keep_mass <= 1 and 0 < floor <= ceiling <= 1, got {keep_mass}, {floor}, {ceiling}"
+            )
+        mass = MassRule(float(keep_mass), float(floor), float(ceiling))
     spec = read_model(model)
     stages = resolve_stages(schedule, len(spec.layers))
     memory = Memory(len(spec.layers), [st.start for st in stages[1:]])
     context, tokens, step_logits, steps = list(prompt), [], [], []
     n_new = len(prompt)
     for _ in range(max_new_tokens):
-        step_out, records = run_step(spec, stages, memory, context, n_new)
+        step_out, records = run_step(spec, stages, memory, context, n_new, mass)
         token = int(torch.argmax(step_out))
         tokens.append(token)
         step_logits.append(step_out.cpu())

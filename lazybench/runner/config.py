@@ -41,6 +41,8 @@ from lazybench.runner.entries import (
 from lazybench.runner.frontend import checked_model, model_front, model_spec
 from lazybench.runner.hydra_state import hydra_overrides, multirun, output_dir
 from lazybench.runner.rundir import check_resumable, identity
+from lazybench.runner.shard import check_layout, resolve_shard, shard_parent
+from lazybench.shards import Shard
 from lazybench.tasks import (
     HUB,
     OFFLINE,
@@ -135,6 +137,7 @@ class RunPlan:
     model_config: Any = None  # the (text) config read in prepare(); no weights
     data_source: str = ""  # label of where the rows were read ("offline slice", ...): every record's
     timing: TimingConfig = field(default_factory=TimingConfig)
+    shard: Shard = field(default_factory=Shard)  # this job's share of the rows (lazybench.runner.shard)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,6 +158,7 @@ def prepare(cfg: DictConfig, run_dir: str | Path | None = None) -> RunPlan:
 
     methods, primary = resolve_methods(cfg)
     timing = resolve_timing(cfg)
+    shard = resolve_shard(cfg)
     suite = resolve_suite(cfg)
     data = resolve_data_source(cfg)
     spec, chat_style, _ = checked_model(cfg.model)
@@ -166,15 +170,17 @@ def prepare(cfg: DictConfig, run_dir: str | Path | None = None) -> RunPlan:
 
         methods, primary = resolve_methods(cfg, sweep_entries(cfg, text_config))
     validate_schedules(methods, num_layers)
-    rows = _build_rows(cfg, suite, data, tokenizer, front.context_limit, front.chat_style)
+    rows = _build_rows(cfg, suite, data, tokenizer, front.context_limit, front.chat_style, shard)
 
-    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
+    parent = Path(run_dir) if run_dir is not None else shard_parent(cfg, multirun()) or default_run_dir(cfg)
+    check_layout(parent, shard)
+    run_dir = shard.run_dir(parent)  # the run dir itself, or <run dir>/shards/<i>-of-<N>
     existing = read_records(run_dir / RECORDS_FILE).records
     check_resumable(run_dir, cfg, methods, existing, hydra_overrides() if multirun() else None)
     return RunPlan(
         cfg=cfg,
         run_dir=run_dir,
-        run_id=_run_id(cfg, run_dir),
+        run_id=_run_id(cfg, parent),  # a shard's records carry the whole run's id
         spec=front.spec,
         chat_style=front.chat_style,
         methods=methods,
@@ -190,6 +196,7 @@ def prepare(cfg: DictConfig, run_dir: str | Path | None = None) -> RunPlan:
         model_config=text_config,
         data_source=data_source_label(data, [row.example for row in rows]),
         timing=timing,
+        shard=shard,
     )
 
 
@@ -244,7 +251,10 @@ def resolve_data_source(cfg: DictConfig):
     return DataSource("folder", folder=path, origin=source.origin)
 
 
-def _build_rows(cfg: DictConfig, suite, data, tokenizer, context_limit, chat_style) -> list[Row]:
+def _build_rows(
+    cfg: DictConfig, suite, data, tokenizer, context_limit, chat_style, shard: Shard | None = None
+) -> list[Row]:
+    """The rows of the suite (of this shard, when given): tasks in order, each one's examples in order."""
 
     m = cfg.model
     max_length = m.get("max_length")
@@ -259,8 +269,10 @@ def _build_rows(cfg: DictConfig, suite, data, tokenizer, context_limit, chat_sty
             raise error(f"dataset {task.name!r}: {err}") from None
         except (DataFormatError, ValueError) as err:  # ValueError: e.g. a probe grid
             raise RunConfigError(f"dataset {task.name!r}: {err}") from None
-        settings = generation_settings(task, tokenizer, suite.max_new_tokens_cap)
+        settings = generation_settings(task, tokenizer, suite.max_new_tokens_cap, suite.min_new_tokens)
         for ex in examples:
+            if shard is not None and not shard.owns(ex.id):
+                continue
             try:
                 prompt = build_prompt(
                     task,

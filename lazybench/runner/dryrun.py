@@ -10,6 +10,8 @@ the hub's rows by LongBench's published sizes (said to be not downloaded), promp
 `max_length`, the model's shape from its published config.
 
 The time model and its assumed rates are in `lazybench.runner.estimate`; `estimate.*` overrides them.
+A sharded run (`shard.count` > 1) also gets its rows and hours per shard and for the whole run
+(lazybench.runner.shard_cost); a protocol preset, the whole protocol's (lazybench.protocol.phases).
 """
 
 from __future__ import annotations
@@ -17,8 +19,24 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from lazybench.records import RECORDS_FILE, read_records
+from lazybench.runner.config import (
+    NotAvailableHereError,
+    RunPlan,
+    _build_rows,
+    default_run_dir,
+    model_spec,
+    prepare,
+    resolve_data_source,
+    resolve_methods,
+    resolve_suite,
+    to_plain,
+)
 from lazybench.runner.estimate import KNOWN_SHAPES, RATES, DeviceRates, ModelShape, unit_cost
-from lazybench.runner.run import RunPlan, prepare
+from lazybench.runner.shard import resolve_shard
+from lazybench.runner.shard_cost import ShardHours, assigned_hours, expected_hours
+from lazybench.shards import Shard
+from lazybench.tasks import HUB, published_sizes
 
 RATE_KEYS = ("prefill_tflops", "decode_gbps", "decode_ms_per_token")
 
@@ -100,39 +118,84 @@ def _bytes_per(spec, classes: list[str]) -> int:
     return resolve_dtype(spec.dtype, torch.device("cpu" if classes == ["cpu"] else "cuda")).itemsize
 
 
-def describe(plan: RunPlan, config, rates: dict | None = None) -> str:
-    from lazybench.records import RECORDS_FILE, read_records
+def _output_lines(plan: RunPlan) -> list[str]:
+    """The output budget, and a forced length (suite.min_new_tokens) where one is set."""
+    budgets = sorted({r.settings.max_new_tokens for r in plan.rows})
+    forced = sorted({r.settings.min_new_tokens for r in plan.rows})
+    if not budgets or plan.cfg.suite.get("min_new_tokens") is None:
+        return []
 
-    shape = ModelShape.from_config(config)
-    done = {
+    def span(values: list[int]) -> str:
+        return str(values[0]) if values[0] == values[-1] else f"{values[0]}..{values[-1]}"
+
+    return [
+        f"outputs: {span(budgets)} new tokens, EOS and stop tokens ignored until {span(forced)} are out "
+        f"(suite.min_new_tokens={plan.cfg.suite.min_new_tokens}), every method alike"
+    ]
+
+
+def _done(run_dir) -> set[tuple[str, str, int]]:
+    return {
         (r["example_id"], r["method_label"], r["repeat"])
-        for r in read_records(plan.run_dir / RECORDS_FILE).records
+        for r in read_records(run_dir / RECORDS_FILE).records
     }
+
+
+def _work(rows, methods, done: set, warmups: int) -> tuple[list[Work], list[Work], int]:
+    """Pending units of `rows` (not in `done`), the warm-ups before them, and all units."""
     work: list[Work] = []
     units = 0
-    for row in plan.rows:
+    for row in rows:
         n, new = len(row.prompt.input_ids), row.settings.max_new_tokens
-        for m in plan.methods:
+        for m in methods:
             if not m.runs_on(row.task.category):
                 continue
             units += m.repeats
             todo = sum((row.id, m.label, r) not in done for r in range(m.repeats))
             if todo:
                 work.append(Work(m, n, new, todo))
-    pending = sum(w.count for w in work)
     warmup = []
-    if plan.rows and pending:
-        first = plan.rows[0]
-        n, new = len(first.prompt.input_ids), first.settings.max_new_tokens
-        warmup = [Work(m, n, new, int(plan.cfg.warmups)) for m in plan.methods]
+    if rows and work:
+        n, new = len(rows[0].prompt.input_ids), rows[0].settings.max_new_tokens
+        warmup = [Work(m, n, new, warmups) for m in methods]
+    return work, warmup, units
+
+
+def shard_hours(plan: RunPlan, shape: ModelShape, classes: list[str], rates, bytes_per: int) -> ShardHours:
+    """Rows and pending hours of every shard of the plan's run (of the run itself when unsharded)."""
+    warmups = int(plan.cfg.warmups)
+    if not plan.shard.active:
+        work, warmup, _ = _work(plan.rows, plan.methods, _done(plan.run_dir), warmups)
+        return assigned_hours([(len(plan.rows), work, warmup)], shape, classes, rates, bytes_per)
+    suite = resolve_suite(plan.cfg)  # every shard's rows, assigned as the runner assigns them
+    rows = _build_rows(plan.cfg, suite, plan.data, plan.tokenizer, plan.context_limit, plan.chat_style)
+    parent, per_shard = plan.run_dir.parent.parent, []
+    for i in range(plan.shard.count):
+        shard = Shard(i, plan.shard.count)
+        mine = [r for r in rows if shard.owns(r.id)]
+        per_shard.append((len(mine), *_work(mine, plan.methods, _done(shard.run_dir(parent)), warmups)[:2]))
+    return assigned_hours(per_shard, shape, classes, rates, bytes_per)
+
+
+def describe(plan: RunPlan, config, rates: dict | None = None) -> str:
+    return describe_parts(plan, config, rates)[0]
+
+
+def describe_parts(plan: RunPlan, config, rates: dict | None = None) -> tuple[str, ShardHours]:
+    """The dry-run text of a plan, and its hours per shard (lazybench.runner.shard_cost)."""
+    shape = ModelShape.from_config(config)
+    done = _done(plan.run_dir)
+    work, warmup, units = _work(plan.rows, plan.methods, done, int(plan.cfg.warmups))
+    pending = sum(w.count for w in work)
     classes, note = device_classes(plan.device, plan.spec.device)
 
     per_dataset = Counter(r.task.name for r in plan.rows)
     tokens = sorted(len(r.prompt.input_ids) for r in plan.rows)
     truncated = sum(r.prompt.truncated for r in plan.rows)
     bytes_per = _bytes_per(plan.spec, classes)
+    shards = shard_hours(plan, shape, classes, rates, bytes_per)
     lines = [
-        f"dry run: {plan.run_dir}",
+        f"dry run: {plan.run_dir}" + (f" (shard {plan.shard.name})" if plan.shard.active else ""),
         f"model {plan.spec.name} ({config.model_type}, {shape.layers} layers, {shape.layer_params / 1e9:.2f}B "
         f"layer params), {plan.device}{f' ({note})' if note else ''}, {bytes_per * 8}-bit weights; "
         f"chat style {plan.chat_style}",
@@ -143,6 +206,7 @@ def describe(plan: RunPlan, config, rates: dict | None = None) -> str:
         f"{truncated} rows middle-truncated"
         if tokens
         else "prompt tokens: no rows",
+        *_output_lines(plan),
         "methods: "
         + ", ".join(
             (f"{m.label} x{m.repeats}" if m.repeats > 1 else m.label)
@@ -160,9 +224,10 @@ def describe(plan: RunPlan, config, rates: dict | None = None) -> str:
             bytes_per,
             "every unit at its row's prompt length and full output budget",
         ),  # fmt: skip
+        *(shards.lines("run", plan.shard.index) if plan.shard.active else []),
         "nothing was run; drop dry_run=true to run it",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines), shards
 
 
 def _sweep_entries(cfg, shape: ModelShape | None) -> list[dict]:
@@ -187,19 +252,15 @@ def _sweep_entries(cfg, shape: ModelShape | None) -> list[dict]:
 
 def describe_unavailable(cfg, why: str, rates: dict | None = None) -> str:
     """The run described around what is missing here (see the module docstring)."""
-    from lazybench.runner.config import (
-        model_spec,
-        resolve_data_source,
-        resolve_methods,
-        resolve_suite,
-        to_plain,
-    )
-    from lazybench.runner.run import _default_run_dir
-    from lazybench.tasks import HUB, published_sizes
+    return describe_unavailable_parts(cfg, why, rates)[0]
 
+
+def describe_unavailable_parts(cfg, why: str, rates: dict | None = None) -> tuple[str, ShardHours | None]:
+    """`describe_unavailable`'s text and its hours per shard (None when nothing can be estimated)."""
     suite = resolve_suite(cfg)
     data = resolve_data_source(cfg)
     spec = model_spec(cfg)
+    shard = resolve_shard(cfg)
     counts: dict[str, int] = {}
     for task in suite.tasks():
         if data.kind == HUB:
@@ -231,7 +292,8 @@ def describe_unavailable(cfg, why: str, rates: dict | None = None) -> str:
         sizes_note += f"; about {share:.0%} of them, the {part} part of the split"
     units_per_row = sum(m.repeats for m in methods)
     lines = [
-        f"dry run: {_default_run_dir(cfg)} -- partial, not everything is available here: {why}",
+        f"dry run: {default_run_dir(cfg)}{f' (shard {shard.name})' if shard.active else ''} -- partial, not "
+        f"everything is available here: {why}",
         f"model {spec.name} (not inspected here{f'; {shape_note}' if shape_note else ''}"
         + (f", {shape.layers} layers, {shape.layer_params / 1e9:.2f}B layer params)" if shape else ")")
         + f", model.device={spec.device}, dtype {spec.dtype}",
@@ -241,6 +303,7 @@ def describe_unavailable(cfg, why: str, rates: dict | None = None) -> str:
         "methods: " + ", ".join(f"{m.label} x{m.repeats}" if m.repeats > 1 else m.label for m in methods),
         f"units: {total * units_per_row} in all, plus {cfg.warmups} warm-up(s) per method",
     ]
+    shards = None
     if shape is None or not max_length:
         lines.append("estimate: none (the model's shape or the prompt length is unknown here)")
     else:
@@ -257,23 +320,27 @@ def describe_unavailable(cfg, why: str, rates: dict | None = None) -> str:
         classes, note = device_classes(str(device), spec.device)
         basis = "every row at max_length and its full output budget" + (f"; {note}" if note else "")
         bytes_per = _bytes_per(spec, classes)
-        lines += estimate_lines(work, warmup if first else [], shape, classes, rates, bytes_per, basis)
+        warmup = warmup if first else []
+        lines += estimate_lines(work, warmup, shape, classes, rates, bytes_per, basis)
+        shards = expected_hours(total, work, warmup, shard.count, shape, classes, rates, bytes_per)
+        if shard.active:
+            lines += shards.lines("run", shard.index)
     lines.append("nothing was run; drop dry_run=true to run it")
-    return "\n".join(lines)
+    return "\n".join(lines), shards
 
 
 def dry_run(cfg) -> str:
     from lazybench.protocol.phases import protocol_outline, protocol_text
-    from lazybench.runner.config import NotAvailableHereError, to_plain
 
     rates = to_plain(cfg.get("estimate")) or None
     try:
         plan = prepare(cfg)
     except NotAvailableHereError as err:
         why = " ".join(str(err).split())
-        text = describe_unavailable(cfg, why if len(why) <= 300 else why[:297] + "...", rates)
-        extra = protocol_outline(cfg)  # the phases, without a plan (the model or the hub is not here)
+        why = why if len(why) <= 300 else why[:297] + "..."
+        text, hours = describe_unavailable_parts(cfg, why, rates)
+        extra = protocol_outline(cfg, hours, why, rates)  # the phases, without a plan (no model or hub here)
         return text + ("\n" + extra if extra else "")
-    text = describe(plan, plan.model_config, rates)
-    extra = protocol_text(cfg, plan, rates, text)  # a sweep's settings; both phases of a protocol preset
+    text, hours = describe_parts(plan, plan.model_config, rates)
+    extra = protocol_text(cfg, plan, rates, hours)  # a sweep's settings; both phases of a protocol preset
     return text + ("\n" + extra if extra else "")

@@ -165,7 +165,8 @@ def unit_cost(
     rate = rates.prefill_tflops * 1e12
     prefill = shape.prefill_flops(n) / rate
     extra = 0.0
-    if method_name in ("lazyllm", "static"):
+    # adaptive's schedule keeps its ceiling at every boundary: an upper bound on its prefill
+    if method_name in ("lazyllm", "static", "adaptive"):
         prefill *= _schedule_fraction(method, shape.layers)
     elif method_name in ("random_drop", "selective_context"):
         kept = max(1, math.ceil(float(getattr(method, "keep", 1.0)) * n))

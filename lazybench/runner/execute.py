@@ -203,14 +203,15 @@ def _run_pending(plan: RunPlan, pending_rows: list[Row], done: dict, records_pat
                 lambda key, row=row, entries=entries: gen.prefill_sample(entries[key], row, key[1]),
             )
             base_key = (row.id, baseline.label, 0)
-            base_logits = None
+            base_logits = base_tokens = None
             if base_key not in done:
                 result = gen.generate(baseline, row, 0, keep_logits=keep)
-                base_logits = result.first_logits
+                base_logits, base_tokens = result.first_logits, result.tokens
                 result, samples = with_samples(result, earlier[(baseline.label, 0)])
                 write(gen.record(baseline, row, 0, result, samples=samples))
-            elif keep:  # resumed row: recompute the baseline's first-token logits, record nothing
-                base_logits = gen.generate(baseline, row, 0, keep_logits=True).first_logits
+            elif keep:  # resumed row: recompute the baseline's first-token logits and tokens, record nothing
+                again = gen.generate(baseline, row, 0, keep_logits=True)
+                base_logits, base_tokens = again.first_logits, again.tokens
             base_prediction = done[base_key]["prediction"]
             for entry, repeat in others:
                 result = gen.generate(entry, row, repeat, keep_logits=keep)
@@ -218,13 +219,15 @@ def _run_pending(plan: RunPlan, pending_rows: list[Row], done: dict, records_pat
                 record = gen.record(entry, row, repeat, result, samples=samples)
                 if want_fidelity:
                     record_fid = fidelity(
-                        base_logits, base_prediction, result.first_logits, record.prediction
-                    )
+                        base_logits, base_prediction, result.first_logits, record.prediction,
+                        result.tokens, base_tokens,
+                    )  # fmt: skip
                     record.first_token_match = record_fid.first_token_match
                     record.first_token_kl = record_fid.first_token_kl
                     record.rouge_l_vs_baseline = record_fid.rouge_l_vs_baseline
+                    record.token_agreement = record_fid.token_agreement
                 write(record)
-            del base_logits
+            del base_logits, base_tokens
             progress.row_done()
     finally:
         progress.close()

@@ -5,11 +5,16 @@ Three numbers per non-baseline record, all against the baseline record of the sa
 - first-token match: the greedy first token equals the baseline's (argmax of the first-token logits);
 - first-token KL: KL(baseline || method) of the first-token distributions, in nats;
 - ROUGE-L (rouge-score, F-measure, no stemming) of the method's output against the baseline's
-  output (1.0 when the two outputs are identical, including both empty).
+  output (1.0 when the two outputs are identical, including both empty);
+- token agreement: the generated token ids the two outputs share from the first one up to the first
+  difference, over the longer output's length (1.0 when identical, both empty included): the fraction
+  of the output generated exactly as the full model generated it. With outputs forced to one length
+  (suite.min_new_tokens) it is the common prefix over that length.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -21,6 +26,7 @@ class Fidelity:
     first_token_match: bool | None
     first_token_kl: float | None
     rouge_l_vs_baseline: float | None
+    token_agreement: float | None = None
 
 
 def first_token_kl(baseline_logits: torch.Tensor, logits: torch.Tensor) -> float:
@@ -49,16 +55,33 @@ def rouge_l_vs_baseline(prediction: str, baseline_prediction: str) -> float:
     return float(_scorer().score(baseline_prediction, prediction)["rougeL"].fmeasure)
 
 
+def token_agreement(tokens: Sequence[int], baseline_tokens: Sequence[int]) -> float:
+    """Leading token ids the two outputs share, over the longer one's length (1.0 for two empty)."""
+    longer = max(len(tokens), len(baseline_tokens))
+    if longer == 0:
+        return 1.0
+    shared = 0
+    for a, b in zip(tokens, baseline_tokens):
+        if a != b:
+            break
+        shared += 1
+    return shared / longer
+
+
 def fidelity(
     baseline_logits: torch.Tensor | None,
     baseline_prediction: str,
     logits: torch.Tensor | None,
     prediction: str,
+    tokens: Sequence[int] | None = None,
+    baseline_tokens: Sequence[int] | None = None,
 ) -> Fidelity:
-    """All three measures; the token ones are None when either side's logits are missing."""
+    """All the measures; the first-token ones are None when either side's logits are missing, the
+    token agreement when either side's token ids are."""
     if baseline_logits is None or logits is None:
         match, kl = None, None
     else:
         match = int(torch.argmax(baseline_logits)) == int(torch.argmax(logits))
         kl = first_token_kl(baseline_logits, logits)
-    return Fidelity(match, kl, rouge_l_vs_baseline(prediction, baseline_prediction))
+    agree = None if tokens is None or baseline_tokens is None else token_agreement(tokens, baseline_tokens)
+    return Fidelity(match, kl, rouge_l_vs_baseline(prediction, baseline_prediction), agree)

@@ -94,6 +94,7 @@ class Generator:
                 "max_length": m.get("max_length"),
                 "prompt_tokens_before_truncation": row.prompt.n_tokens_before_truncation,
                 "max_new_tokens": row.settings.max_new_tokens,
+                "min_new_tokens": row.settings.min_new_tokens,  # stops ignored before (suite.min_new_tokens)
                 **result_extra(result),
                 "dtype": str(self.model.dtype),
                 **{k: row.example.meta[k] for k in row.task.record_meta if k in row.example.meta},

@@ -6,6 +6,8 @@ committed reference can be brought up to date in seconds instead of re-running t
 previous records are kept beside the new ones, and the run's summaries and plot are rewritten.
 
     lazybench rescore runs/smollm2-135m-smoke runs/sweeps/<sweep> [--data-dir DIR]
+
+A sharded run (lazybench.shards) is rescored shard by shard, then merged (lazybench.runner.merge).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from pathlib import Path
 
 from lazybench.records import RECORDS_FILE, read_records
 from lazybench.runner.config import RunConfigError
+from lazybench.runner.merge import merge_run
 from lazybench.runner.run import exclusive_run_dir
+from lazybench.shards import owner
 
 BEFORE_FILE = "records.before-rescore.jsonl"
 
@@ -154,6 +158,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"{run_dir}: {outcome.changed} of {outcome.records} scores changed "
                 f"(largest change {100 * outcome.largest_change:.2f} points); summaries rewritten"
             )
+        for parent in dict.fromkeys(owner(d) for d in run_dirs if owner(d) != d):
+            try:
+                merged = merge_run(parent)
+            except ValueError as err:  # shards that are not one run
+                print(f"lazybench rescore: {err}", file=sys.stderr)
+                return 2
+            missing = f"; {merged.shards.note()}" if merged.shards.missing else ""
+            print(f"{parent}: the shards' summaries merged{missing}")
         rescore_sweep(folder)
     return 0
 

@@ -161,6 +161,7 @@ def write_run_files(plan: Any, status: str, extra: dict | None = None) -> None:
             for m in plan.methods
         ],
         "method_under_test": plan.primary_label,
+        "shard": {"index": plan.shard.index, "count": plan.shard.count},
         "overrides": hydra_overrides(),
         "command": sys.argv,
         "versions": versions(),

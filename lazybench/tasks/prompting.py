@@ -179,22 +179,33 @@ def build_prompt(
 
 
 def generation_settings(
-    task: TaskSpec, tokenizer: PreTrainedTokenizerBase, max_new_tokens_cap: int | None = None
+    task: TaskSpec,
+    tokenizer: PreTrainedTokenizerBase,
+    max_new_tokens_cap: int | None = None,
+    min_new_tokens: int | None = None,
 ) -> GenerationSettings:
     """Decoding settings for a dataset: its ``max_new_tokens`` and, for samsum, the newline stop.
 
     The newline id is ``tokenizer.encode("\\n", add_special_tokens=False)[-1]`` as in pred.py
     (the last piece, since some tokenizers emit a leading-space/marker piece first).
+    ``min_new_tokens`` (a suite's): every output gets that many tokens: stops are ignored until
+    they are out, and a smaller budget (the dataset's or the cap's) is raised to it (None: the
+    dataset's own rule, 1 for samsum, else 0).
     """
     max_new = task.max_new_tokens
     if max_new_tokens_cap is not None:
         if max_new_tokens_cap <= 0:
             raise ValueError(f"max_new_tokens_cap must be positive, got {max_new_tokens_cap}")
         max_new = min(max_new, max_new_tokens_cap)
+    own_min = 1 if task.stop_on_newline else 0
+    min_new = own_min if min_new_tokens is None else max(own_min, int(min_new_tokens))
+    max_new = max(max_new, min_new)
     if not task.stop_on_newline:
-        return GenerationSettings(max_new_tokens=max_new)
+        return GenerationSettings(max_new_tokens=max_new, min_new_tokens=min_new)
     newline_id = tokenizer.encode("\n", add_special_tokens=False)[-1]
-    return GenerationSettings(max_new_tokens=max_new, stop_token_ids=(int(newline_id),), min_new_tokens=1)
+    return GenerationSettings(
+        max_new_tokens=max_new, stop_token_ids=(int(newline_id),), min_new_tokens=min_new
+    )
 
 
 def postprocess(task: TaskSpec, prediction: str, chat_style: str = "none") -> str:

@@ -40,6 +40,11 @@ class Suite:
         seed: None takes the first ``limit`` rows; an int a seeded subset (see `load_examples`).
         max_new_tokens_cap: upper bound on every dataset's ``max_new_tokens`` (None: the
             protocol's values). Capped runs are not paper-comparable for long-output datasets.
+        min_new_tokens: every output gets this many tokens, for every method alike: EOS (and a
+            dataset's stop token) is ignored until they are out, and a smaller budget (the
+            dataset's, or the cap's) is raised to it; so whole-output fidelity is measured over
+            outputs of a known length (None: the dataset's own rule). Forced outputs are not the
+            protocol's: their task scores are not paper-comparable.
         options: options of the datasets' benchmarks, by benchmark name (``{"probes": ProbeGrid}``),
             as each benchmark's `check_options` returns them.
     """
@@ -50,6 +55,7 @@ class Suite:
     seed: int | None = None
     max_new_tokens_cap: int | None = None
     options: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    min_new_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.datasets, str):
@@ -60,7 +66,7 @@ class Suite:
         self._check_options()
         if len(set(self.datasets)) != len(self.datasets):
             raise ValueError(f"suite {self.name!r}: duplicate datasets in {self.datasets}")
-        for key in ("limit", "seed", "max_new_tokens_cap"):
+        for key in ("limit", "seed", "max_new_tokens_cap", "min_new_tokens"):
             value = getattr(self, key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise TypeError(f"suite {self.name!r}: {key} must be an integer or None, got {value!r}")
@@ -68,6 +74,10 @@ class Suite:
             raise ValueError(f"suite {self.name!r}: limit must be positive or None, got {self.limit}")
         if self.max_new_tokens_cap is not None and self.max_new_tokens_cap <= 0:
             raise ValueError(f"suite {self.name!r}: max_new_tokens_cap must be positive or None")
+        if self.min_new_tokens is not None and self.min_new_tokens < 0:
+            raise ValueError(
+                f"suite {self.name!r}: min_new_tokens must be >= 0 or None, got {self.min_new_tokens}"
+            )
 
     def _check_options(self) -> None:
         """Each benchmark of the suite checks (and normalises) its options; others are refused."""
@@ -111,6 +121,7 @@ class Suite:
             limit=data.get("limit"),
             seed=data.get("seed"),
             max_new_tokens_cap=data.get("max_new_tokens_cap"),
+            min_new_tokens=data.get("min_new_tokens"),
             options={k: v for k, v in data.items() if k in BENCHMARKS and v is not None},
         )
 
@@ -119,11 +130,12 @@ class Suite:
         return [get_task(name) for name in self.datasets]
 
     def max_new_tokens(self, task: TaskSpec | str) -> int:
-        """The dataset's ``max_new_tokens``, capped by ``max_new_tokens_cap``."""
+        """The dataset's ``max_new_tokens``, capped by ``max_new_tokens_cap``, raised to ``min_new_tokens``."""
         task = get_task(task) if isinstance(task, str) else task
-        if self.max_new_tokens_cap is None:
-            return task.max_new_tokens
-        return min(task.max_new_tokens, self.max_new_tokens_cap)
+        budget = task.max_new_tokens
+        if self.max_new_tokens_cap is not None:
+            budget = min(budget, self.max_new_tokens_cap)
+        return budget if self.min_new_tokens is None else max(budget, self.min_new_tokens)
 
     def examples(
         self, dataset: str, data_dir: str | Path | None = None, *, tokenizer: Any = None, split: Any = None
