@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from lazybench.protocol.sweep import sweep_entries
 from lazybench.records import RECORDS_FILE, read_records
 from lazybench.runner.config import (
     NotAvailableHereError,
@@ -89,7 +90,7 @@ def estimate_lines(
             per_method[label] += w.count * cost.total
         seconds = sum(per_method.values())
         unit = "CPU-hours" if key == "cpu" else "GPU-hours"
-        token_ms = shape.layers * rates.decode_ms_per_layer
+        token_ms = shape.num_layers * rates.decode_ms_per_layer
         decode = (
             f"decode {token_ms:.0f} ms/token (host)" if token_ms else f"decode at {rates.decode_gbps:g} GB/s"
         )
@@ -196,7 +197,7 @@ def describe_parts(plan: RunPlan, config, rates: dict | None = None) -> tuple[st
     shards = shard_hours(plan, shape, classes, rates, bytes_per)
     lines = [
         f"dry run: {plan.run_dir}" + (f" (shard {plan.shard.name})" if plan.shard.active else ""),
-        f"model {plan.spec.name} ({config.model_type}, {shape.layers} layers, {shape.layer_params / 1e9:.2f}B "
+        f"model {plan.spec.name} ({config.model_type}, {shape.num_layers} layers, {shape.layer_params / 1e9:.2f}B "
         f"layer params), {plan.device}{f' ({note})' if note else ''}, {bytes_per * 8}-bit weights; "
         f"chat style {plan.chat_style}",
         f"data: {plan.data_source}, {len(plan.rows):,} rows",
@@ -234,20 +235,7 @@ def _sweep_entries(cfg, shape: ModelShape | None) -> list[dict]:
     """A sweep's method entries solved from a preset's published shape (none without a shape)."""
     if not cfg.get("sweep") or shape is None:
         return []
-    from types import SimpleNamespace
-
-    from lazybench.protocol.sweep import sweep_entries
-
-    config = SimpleNamespace(
-        num_hidden_layers=shape.layers,
-        hidden_size=shape.hidden,
-        num_attention_heads=shape.heads,
-        num_key_value_heads=shape.kv_heads,
-        head_dim=shape.head_dim,
-        intermediate_size=shape.intermediate,
-        vocab_size=shape.vocab,
-    )
-    return sweep_entries(cfg, config)
+    return sweep_entries(cfg, shape.as_config())
 
 
 def describe_unavailable(cfg, why: str, rates: dict | None = None) -> str:
@@ -295,7 +283,7 @@ def describe_unavailable_parts(cfg, why: str, rates: dict | None = None) -> tupl
         f"dry run: {default_run_dir(cfg)}{f' (shard {shard.name})' if shard.active else ''} -- partial, not "
         f"everything is available here: {why}",
         f"model {spec.name} (not inspected here{f'; {shape_note}' if shape_note else ''}"
-        + (f", {shape.layers} layers, {shape.layer_params / 1e9:.2f}B layer params)" if shape else ")")
+        + (f", {shape.num_layers} layers, {shape.layer_params / 1e9:.2f}B layer params)" if shape else ")")
         + f", model.device={spec.device}, dtype {spec.dtype}",
         f"data: {data.label}, {total:,} rows{sizes_note}",
         f"rows: {total} over {len(counts)} datasets " + ", ".join(f"{k} {v}" for k, v in counts.items()),
