@@ -44,11 +44,9 @@ import numpy as np
 import pandas as pd
 
 from lazybench.columns import BASELINE, LEVELS, OVERALL, PAPER_CATEGORIES, sort_summary
+from lazybench.records import SPREAD_LIMIT  # re-exported: the limit noisy_rows counts by
 from lazybench.tasks.registry import CATEGORIES
 
-#: A row's TTFT is flagged noisy when its repeated prefill timings spread by more than this
-#: ((max - min) / median, the records' `ttft_spread`).
-SPREAD_LIMIT = 0.25
 #: Weight of the fidelity tie-breaker in `quality`: at most 0.001 points, below the score's 0.01.
 FIDELITY_WEIGHT = 1e-3
 OFFLINE_SLICE = "offline slice"

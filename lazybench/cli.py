@@ -34,7 +34,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from lazybench.runner.config import RunConfigError, conf_dir
+from lazybench.runner.common import RunConfigError, conf_dir
 
 EXIT_CONFIG_ERROR = 2
 DEFAULT_VERB = "run"
@@ -89,18 +89,11 @@ VERBS: dict[str, Verb] = {
 # run: the Hydra app
 
 
-def _multirun() -> bool:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
-
-        return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    except Exception:  # noqa: BLE001
-        return False
-
-
 def task(cfg: DictConfig):
     """The Hydra task function: one run (one job of a sweep). Returns the configured objective."""
+    # here, not at the top: importing Hydra's state and the runner (torch) would triple the time of
+    # `lazybench --help` (python -X importtime: lazybench.cli 0.07 s, hydra.core alone 0.14 s)
+    from lazybench.runner.hydra_state import multirun
     from lazybench.runner.run import run
 
     try:
@@ -112,7 +105,7 @@ def task(cfg: DictConfig):
         outcome = run(cfg)
     except RunConfigError as err:
         print(f"lazybench: error: {err}", file=sys.stderr)
-        if _multirun():
+        if multirun():
             raise  # let the launcher report the failed job
         sys.exit(EXIT_CONFIG_ERROR)
     done = f"{outcome.new_records} new records" + (

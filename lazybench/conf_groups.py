@@ -5,21 +5,20 @@ Two jobs that need the group folders but not Hydra's composition:
 - `check_group_choices`: an unknown option such as `model=nope` becomes one `RunConfigError` line
   naming the known configs, checked on the command line before Hydra starts (so before any weights
   can load). Hydra's own report is several lines about search paths.
-- `model_node` and `checked_model`: the `model` node exactly as `lazybench model=<key>` (a conf/model key) or
+- `model_node`: the `model` node exactly as `lazybench model=<key>` (a conf/model key) or
   `lazybench model.name=<hub id or folder>` composes it, for tools outside the Hydra app (the
-  profiler), so that their `--model` means what the runner's `model=` means, and the checks a
-  model node gets before any weights load.
+  profiler, the lm-eval backend), so that their `--model` means what the runner's `model=` means;
+  `lazybench.runner.frontend` turns the node into a checked spec, tokenizer, EOS ids and chat style.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator, Sequence
-from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from lazybench.runner.config import RunConfigError, conf_dir, model_spec
+from lazybench.runner.common import RunConfigError, conf_dir
 
 #: Hydra's own group (launchers, sweepers): options there come from plugins, not from conf/ alone.
 _HYDRA_GROUP = "hydra"
@@ -129,31 +128,3 @@ def model_node(model: str, overrides: Sequence[str] = ()) -> DictConfig:
             )
         node = OmegaConf.merge(node, OmegaConf.from_dotlist([override]).model)
     return node
-
-
-def checked_model(node: DictConfig) -> tuple[Any, str, Any]:
-    """(`ModelSpec`, chat style, torch device) of a model node, checked without loading anything.
-
-    Raises `RunConfigError` for an unknown chat style or dtype, or a CUDA device where there is none.
-    """
-    import torch
-
-    from lazybench.models import resolve_device, resolve_dtype
-    from lazybench.tasks import CHAT_STYLES
-
-    spec = model_spec(OmegaConf.create({"model": node}))
-    chat_style = str(node.get("chat_style", "none"))
-    if chat_style not in CHAT_STYLES:
-        raise RunConfigError(
-            f"unknown model.chat_style {chat_style!r}; expected one of {', '.join(CHAT_STYLES)}"
-        )
-    try:
-        device = resolve_device(spec.device)
-        resolve_dtype(spec.dtype, device)
-    except (ValueError, RuntimeError) as err:
-        raise RunConfigError(f"model {spec.name!r}: {err}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RunConfigError(
-            f"model.device={spec.device!r} but no CUDA device is available here; use model.device=cpu"
-        )
-    return spec, chat_style, device

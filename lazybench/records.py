@@ -8,11 +8,17 @@ whole sweep) without this package. Field meanings are part of the public interfa
 from __future__ import annotations
 
 import json
+import os
+import statistics
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 RECORDS_FILE = "records.jsonl"
+#: A unit's TTFT is noisy when its samples spread by more than this (`spread`, the records'
+#: `ttft_spread`): the summaries' noisy_rows and the runner's end-of-run note count by it.
+SPREAD_LIMIT = 0.25
 
 
 @dataclass
@@ -68,12 +74,57 @@ class RunRecord:
     versions: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_result(cls, result: Any, *, samples: Sequence[float] | None = None, **fields: Any) -> RunRecord:
+        """The record of one generation: `result` (a `GenerationResult`) gives the timing, the
+        accounting and the per-layer counts; `fields` everything else (identity, prompt, output,
+        score, environment, `extra`, to which `result_extra(result)` belongs). `samples`: the unit's
+        TTFT samples when `result.ttft_s` is their median (lazybench.runner.timing); default one."""
+        samples = list(samples or [result.ttft_s])
+        return cls(
+            ttft_s=result.ttft_s,
+            decode_s=result.decode_s,
+            total_s=result.total_s,
+            decode_step_mean_s=statistics.fmean(result.decode_step_s) if result.decode_step_s else None,
+            new_tokens=result.new_tokens,
+            stop_reason=result.stop_reason,
+            pct_prompt_computed=result.pct_prompt_computed,
+            prefill_flop_fraction=result.prefill_flop_fraction,
+            pruned=result.pruned,
+            computed_per_layer=list(result.computed_per_layer),
+            kv_tokens_per_layer=list(result.kv_tokens_per_layer),
+            ttft_samples_s=samples,
+            ttft_spread=spread(samples),
+            **fields,
+        )
+
     def key(self) -> tuple[str, str, int]:
         """What identifies a finished unit of work for resuming."""
         return (self.example_id, self.method_label, self.repeat)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)
+
+
+def result_extra(result: Any) -> dict[str, Any]:
+    """The `extra` entries a generation's result gives a record (first token, rewriting, FLOPs)."""
+    return {
+        "first_token_id": result.tokens[0] if result.tokens else None,
+        "original_prompt_tokens": result.original_prompt_tokens,
+        "prompt_rewrite_s": result.prompt_rewrite_s,
+        "prompt_rewrite_flops": result.prompt_rewrite_flops,
+        "prefill_flops": result.prefill_flops,
+        "full_prefill_flops": result.full_prefill_flops,
+        "total_flops": result.total_flops,
+    }
+
+
+def spread(samples: Sequence[float]) -> float:
+    """(max - min) / median of the samples: 0 for one sample, 0.5 when they scatter by half the median."""
+    if len(samples) < 2:
+        return 0.0
+    middle = statistics.median(samples)
+    return (max(samples) - min(samples)) / middle if middle > 0 else 0.0
 
 
 @dataclass
@@ -107,8 +158,6 @@ def read_records(path: Path) -> LoadedRecords:
 
 def append_record(path: Path, record: RunRecord) -> None:
     """Append one record and flush it to disk, so a kill loses at most the record in flight."""
-    import os
-
     with path.open("a", encoding="utf-8") as fh:
         fh.write(record.to_json() + "\n")
         fh.flush()

@@ -68,7 +68,7 @@ def markdown_rows(text: str, first: str) -> dict[str, dict[str, str]]:
 def test_every_output_gives_the_same_numbers(tiny_run, tmp_path):
     from lazybench.analysis import build_report, load_runs, overall_table, table1
     from lazybench.analysis import summarize as analysis_summarize
-    from lazybench.lm_eval_backend import summarize as lm_eval_accounting
+    from lazybench.lm_eval_backend.accounting import accounting as lm_eval_accounting
     from lazybench.runner.search import pareto_table
 
     outcome, run_dir = tiny_run
@@ -122,8 +122,8 @@ def test_every_output_gives_the_same_numbers(tiny_run, tmp_path):
         assert pareto.loc[primary, name] == pytest.approx(ours.loc[primary, name], rel=1e-12)
     # 6. the lm-eval backend's accounting of the same rows (requests without a baseline)
     raw = read_records(run_dir / RECORDS_FILE).records
-    accounted = lm_eval_accounting([r for r in raw if r["method_label"] == primary])
-    for name in ("n_rows", "ttft_s", "pct_prompt_computed", "prefill_flop_fraction", "pruned_pct"):
+    accounted = lm_eval_accounting([r for r in raw if r["method_label"] == primary])["overall"]
+    for name in ("n_rows", "score", "ttft_s", "pct_prompt_computed", "prefill_flop_fraction", "pruned_pct"):
         assert accounted[name] == pytest.approx(ours.loc[primary, name], rel=1e-12)
 
 

@@ -190,7 +190,14 @@ def test_verb_help_is_the_verbs_own(verb, usage, capsys):
 def test_lm_eval_verb_passes_its_arguments_through(monkeypatch, capsys):
     seen = []
     monkeypatch.setattr("lazybench.lm_eval_backend.__main__.main", lambda argv: seen.append(argv) or 0)
-    argv = ["--model", "lazyllm", "--model_args", "pretrained=smollm2-135m,keep=0.7:0.4", "--limit", "2"]
+    argv = [
+        "--model",
+        "lazyllm",
+        "--model_args",
+        "pretrained=smollm2-135m,schedule.keep=0.7:0.4",
+        "--limit",
+        "2",
+    ]
     code, _, _ = call_main(["lm-eval", *argv], capsys)
     assert code == 0 and seen == [argv]
 

@@ -87,10 +87,12 @@ def test_paper_xgen_dry_run_names_a_missing_tiktoken(monkeypatch, no_model_load)
 
 
 def test_llama2_shape_and_prefill_flops():
-    assert LLAMA2.layer_params == 32 * (4 * 4096 * 4096 + 3 * 4096 * 11008)  # 6.48B
+    per_layer = 4 * 4096 * 4096 + 3 * 4096 * 11008 + 2 * 4096  # projections, gated MLP, two norms
+    assert LLAMA2.layer_params == 32 * per_layer  # 6.48B
     n = 3500
-    expected = 32 * (2 * (4 * 4096**2 + 3 * 4096 * 11008) * n + 2 * 32 * 128 * n * n)
-    assert LLAMA2.prefill_flops(n) == expected
+    # the engine's cost model (lazybench.protocol.cost): 2 x rows x params + 4 x causal pairs x width
+    expected = 32 * (2 * per_layer * n + 4 * (n * (n + 1) / 2) * 32 * 128)
+    assert LLAMA2.prefill_flops(n) == pytest.approx(expected, rel=1e-12)
 
 
 def test_baseline_unit_on_gpu_classes_is_host_bound():
@@ -161,5 +163,6 @@ def test_model_shape_from_a_config():
     config = LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
                          num_key_value_heads=2, vocab_size=100)  # fmt: skip
     shape = ModelShape.from_config(config)
-    assert (shape.layers, shape.kv_heads, shape.head_dim) == (4, 2, 16)
-    assert shape.layer_params == 4 * (64 * 16 * (2 * 4 + 2 * 2) + 3 * 64 * 128)
+    assert (shape.num_layers, shape.kv_heads, shape.head_dim) == (4, 2, 16)
+    assert shape.layer_params == 4 * (64 * 16 * (2 * 4 + 2 * 2) + 3 * 64 * 128 + 2 * 64)
+    assert shape == ModelShape.from_dims(4, 64, 4, 2, 16, 128, 100)  # a preset's numbers give the same shape

@@ -14,12 +14,14 @@ from lazybench.engine import Schedule
 from lazybench.lm_eval_backend import (
     LazyLLMLM,
     SamplingNotSupportedError,
+    arg_value,
     cut_at_stop,
-    method_params,
-    parse_list,
+    lm_method_entry,
+    lm_model_node,
 )
-from lazybench.lm_eval_backend.model import check_greedy
+from lazybench.lm_eval_backend.args import check_greedy
 from lazybench.lm_eval_backend.tasks import MARKER, doc_to_text, load_longbench, process_results
+from lazybench.records import read_records
 from lazybench.tasks import PAPER_DATASETS, get_task, load_tokenizer
 
 
@@ -68,41 +70,64 @@ def test_registered_on_import():
 @pytest.mark.parametrize(
     "value, expected",
     [
-        ("0.3:0.6:0.9", (0.3, 0.6, 0.9)),
-        (0.5, (0.5,)),
-        (9, (9.0,)),
-        ([8, 16], (8.0, 16.0)),
-        ("[0.3,0.6]", (0.3, 0.6)),
-        ("", ()),
+        ("0.3:0.6:0.9", [0.3, 0.6, 0.9]),
+        ("8:16", [8, 16]),
+        (0.5, 0.5),
+        ("depth", "depth"),
+        ([8, 16], [8, 16]),
     ],
 )
-def test_parse_list(value, expected):
-    assert parse_list(value, "keep") == expected
+def test_arg_value(value, expected):
+    """Values typed as the runner's overrides (YAML), ':' standing for ',' inside a value."""
+    assert arg_value(value) == expected
 
 
-def test_parse_list_rejects_garbage():
-    with pytest.raises(ValueError, match="separated by ':'"):
-        parse_list("0.3:x", "keep")
+def test_method_from_model_args_is_the_runners():
+    """`method=` + the method's fields build the entry the runner builds from the same method node."""
+    from omegaconf import OmegaConf
+
+    from lazybench.runner.config import RunConfigError, resolve_methods
+
+    entry = lm_method_entry(
+        "lazyllm",
+        {"schedule.boundaries": "8:16:24", "schedule.keep": "0.8:0.5:0.2", "schedule.unit": "layer"},
+    )
+    assert entry.method.schedule == Schedule(boundaries=(8, 16, 24), keep=(0.8, 0.5, 0.2), unit="layer")
+    cfg = OmegaConf.create(
+        {
+            "method": {
+                "name": "lazyllm",
+                "schedule": {"boundaries": [8, 16, 24], "keep": [0.8, 0.5, 0.2], "unit": "layer"},
+            }
+        }
+    )
+    runner = resolve_methods(cfg)[0][-1]
+    assert (entry.label, entry.params) == (runner.label, runner.params)
+    # missing parts come from conf/method/lazyllm.yaml, as for the runner
+    assert lm_method_entry("lazyllm", {"schedule.keep": "0.9:0.5:0.2"}).method.schedule.boundaries == (
+        0.3,
+        0.6,
+        0.9,
+    )
+    assert lm_method_entry("random_drop", {"keep": 0.5}).params["keep"] == 0.5
+    with pytest.raises(RunConfigError, match="increas"):
+        lm_method_entry("lazyllm", {"schedule.boundaries": "0.3:0.6", "schedule.keep": "0.4:0.7"})
+    full = lm_method_entry("lazyllm", {"schedule.boundaries": "[]", "schedule.keep": "[]"})
+    assert full.method.schedule == Schedule.full()  # what the profiler prints for "no pruning"
+    with pytest.raises(RunConfigError, match="unknown method"):
+        lm_method_entry("nope", {})
+    with pytest.raises(RunConfigError, match="no parameter"):
+        lm_method_entry("lazyllm", {"boundaries": "0.5"})
 
 
-def test_schedule_from_model_args():
-    params = method_params("lazyllm", {"boundaries": "8:16:24", "keep": "0.8:0.5:0.2", "unit": "layer"})
-    assert params["schedule"] == Schedule(boundaries=(8, 16, 24), keep=(0.8, 0.5, 0.2), unit="layer")
-    assert method_params("lazyllm", {"keep": "0.9:0.5:0.2"})["schedule"].boundaries == (0.3, 0.6, 0.9)
-    assert method_params("lazyllm", {"schedule": "full"})["schedule"] == Schedule.full()
-    assert method_params("lazyllm", {"schedule": None})["schedule"] == Schedule.full()  # lm-eval's "none"
-    assert method_params("lazyllm", {"boundaries": "8:16", "keep": "0.5:0.2", "unit": "layer"})[
-        "schedule"
-    ].boundaries == (8, 16)
-    assert method_params("lazyllm", {}) == {}  # the method's own default schedule
-    # for a method without a schedule, keep is the method's own parameter
-    assert method_params("random_drop", {"keep": 0.5}) == {"keep": 0.5}
-    with pytest.raises(ValueError, match="give both"):
-        method_params("lazyllm", {"boundaries": "0.5"})
-    with pytest.raises(ValueError, match="increas"):
-        method_params("lazyllm", {"boundaries": "0.3:0.6", "keep": "0.4:0.7"})
-    with pytest.raises(KeyError, match="unknown method"):
-        method_params("nope", {})
+def test_model_from_model_args_is_the_runners():
+    """`pretrained=` is the runner's model= (a conf/model key or a name); model fields override it."""
+    from lazybench.conf_groups import model_node
+
+    assert lm_model_node("llama2-7b-chat", {}) == model_node("llama2-7b-chat")
+    node = lm_model_node("smollm2-135m", {"max_length": 300, "chat_style": "none"})
+    assert node == model_node("smollm2-135m", ["model.max_length=300", "model.chat_style=none"])
+    assert lm_model_node("some/hub-model", {}).name == "some/hub-model"
 
 
 def test_greedy_only():
@@ -191,28 +216,77 @@ def test_group_aggregation_tiny(tiny_lm, longbench_dir):
     assert all(r["pruned"] for r in tiny_lm.records[-2:])
 
 
-def test_cli_wrapper(tmp_path, tiny_folder, longbench_dir, monkeypatch):
-    """`python -m lazybench.lm_eval_backend` = lm-eval's CLI + registration + include path + accounting."""
+def test_cli_wrapper_writes_a_run_the_analysis_reads(
+    tmp_path, tiny_folder, longbench_dir, monkeypatch, capsys
+):
+    """`lazybench lm-eval` = lm-eval's CLI + registration + include path, and a lazybench run directory:
+    run records the analysis loads, whose numbers are lazybench.aggregate's, and `lazybench analyze`."""
     import lm_eval.tasks
+    import pandas as pd
 
+    from lazybench import aggregate
+    from lazybench.analysis.cli import main as analyze
+    from lazybench.analysis.load import load_runs
     from lazybench.lm_eval_backend.__main__ import main
+    from lazybench.runner.config import RunConfigError
 
     monkeypatch.setenv("LAZYBENCH_LONGBENCH_DIR", str(longbench_dir))
     real = lm_eval.tasks.TaskManager
     # indexing lm-eval's ~thousands of built-in task YAMLs takes 10-40 s here and is not what is tested
     monkeypatch.setattr(lm_eval.tasks, "TaskManager", lambda *a, **k: real(*a, **k, include_defaults=False))
     out = tmp_path / "out"
+    model_args = f"pretrained={tiny_folder},schedule.boundaries=1:2,schedule.keep=0.5:0.25,schedule.unit=layer,max_length=200"
     args = [
-        "--model", "lazyllm",
-        "--model_args", f"pretrained={tiny_folder},boundaries=1:2,keep=0.5:0.25,unit=layer,max_length=200",
-        "--tasks", "lazybench_trec", "--limit", "1", "--device", "cpu",
+        "--model", "lazyllm", "--model_args", model_args,
+        "--tasks", "lazybench_trec,lazybench_samsum", "--limit", "2", "--device", "cpu",
         "--gen_kwargs", "max_gen_toks=2", "--output_path", str(out),
     ]  # fmt: skip
     assert main(args) == 0
-    acc = json.loads((out / "lazybench_accounting.json").read_text())
-    assert acc["method_params"]["schedule"] == {"boundaries": [1, 2], "keep": [0.5, 0.25], "unit": "layer"}
-    assert acc["summary"]["n_rows"] == 1 and acc["summary"]["pct_prompt_computed"] < 100
-    assert list(out.rglob("results_*.json"))
+    run_dir = out / "lazybench_run"
+    records = load_runs(run_dir)
+    assert len(records) == 4 and set(records["dataset"]) == {"trec", "samsum"}
+    assert set(records["method_label"]) == {"lazyllm[L1,2:0.5,0.25]"} or records["method"].eq("lazyllm").all()
+    assert records["method_params"].iloc[0]["schedule"] == {
+        "boundaries": [1, 2],
+        "keep": [0.5, 0.25],
+        "unit": "layer",
+    }
+    assert (records["pct_prompt_computed"] < 100).all()
+    info = json.loads((run_dir / "run.json").read_text())
+    summary = aggregate.summarize(records, baseline=None)
+    overall = aggregate.select_level(summary, aggregate.OVERALL).iloc[0]
+    for name, value in info["accounting"]["overall"].items():
+        assert value == pytest.approx(overall[name], nan_ok=True), name
+    per_dataset = aggregate.select_level(summary, "dataset").set_index("group")
+    for dataset, line in info["accounting"]["per_dataset"].items():
+        assert line["score"] == pytest.approx(per_dataset.loc[dataset, "score"]), dataset
+    # lm-eval's own scores of the same rows are the records' (x 100)
+    results = json.loads(next(out.rglob("results_*.json")).read_text())["results"]
+    for dataset in ("trec", "samsum"):
+        mine = 100 * records.loc[records["dataset"] == dataset, "score"].mean()
+        assert results[f"lazybench_{dataset}"]["score,none"] == pytest.approx(mine)
+    # the baseline joins the same run directory (as a runner run gains methods): analyze compares them
+    base_args = [
+        "--model", "lazyllm", "--model_args", f"pretrained={tiny_folder},method=baseline,max_length=200,output={run_dir}",
+        "--tasks", "lazybench_trec,lazybench_samsum", "--limit", "2", "--device", "cpu",
+        "--gen_kwargs", "max_gen_toks=2", "--output_path", str(tmp_path / "out_base"),
+    ]  # fmt: skip
+    assert main(base_args) == 0
+    both = aggregate.summarize(load_runs(run_dir))
+    lazy = aggregate.select_level(both, aggregate.OVERALL).set_index("method").loc["lazyllm"]
+    assert (
+        lazy["n_shared"] == 4 and lazy["ttft_speedup"] > 0
+    )  # (a random tiny model scores 0: no relative score)
+    assert [m["name"] for m in json.loads((run_dir / "run.json").read_text())["methods"]] == [
+        "lazyllm",
+        "baseline",
+    ]
+    capsys.readouterr()
+    assert analyze([str(run_dir), "--no-plots"]) == 0
+    assert "lazyllm" in capsys.readouterr().out
+    assert isinstance(pd.read_json(run_dir / "records.jsonl", lines=True), pd.DataFrame)
+    with pytest.raises(RunConfigError, match="already holds records of 'baseline'"):
+        LazyLLMLM(pretrained=str(tiny_folder), method="baseline", output=str(run_dir))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -224,10 +298,9 @@ def test_smollm2_longbench_slice(tmp_path, longbench_dir, smollm2):
     """`model="lazyllm"` by name on SmolLM2: scores come back, and LazyLLM pruned."""
     from lm_eval import simple_evaluate
 
-    acc_path = tmp_path / "acc.json"
     res = simple_evaluate(
         model="lazyllm",
-        model_args=f"pretrained=smollm2-135m,method=lazyllm,max_length=512,accounting={acc_path}",
+        model_args=f"pretrained=smollm2-135m,method=lazyllm,max_length=512,output={tmp_path / 'run'}",
         tasks=["lazybench_hotpotqa", "lazybench_samsum"],
         limit=1,
         task_manager=_task_manager(longbench_dir),
@@ -236,12 +309,13 @@ def test_smollm2_longbench_slice(tmp_path, longbench_dir, smollm2):
     for name in ("lazybench_hotpotqa", "lazybench_samsum"):
         score = res["results"][name]["score,none"]
         assert 0.0 <= score <= 100.0
-    acc = json.loads(acc_path.read_text())
-    assert acc["summary"]["n_rows"] == 2
-    assert acc["summary"]["pruned_pct"] == 100.0
-    assert 0 < acc["summary"]["pct_prompt_computed"] < 100
-    assert all(r["truncated"] and r["prompt_tokens"] <= 512 + 32 for r in acc["requests"])
-    assert all(r["new_tokens"] <= 3 and r["ttft_s"] > 0 for r in acc["requests"])
+    acc = json.loads((tmp_path / "run" / "run.json").read_text())["accounting"]["overall"]
+    assert acc["n_rows"] == 2
+    assert acc["pruned_pct"] == 100.0
+    assert 0 < acc["pct_prompt_computed"] < 100
+    requests = read_records(tmp_path / "run" / "records.jsonl").records
+    assert all(r["truncated"] and r["prompt_tokens"] <= 512 + 32 for r in requests)
+    assert all(r["new_tokens"] <= 3 and r["ttft_s"] > 0 for r in requests)
 
 
 @pytest.mark.slow
@@ -257,3 +331,23 @@ def test_prompt_matches_runner(smollm2, longbench_dir):
     ex = load_examples("hotpotqa", data_dir=longbench_dir, limit=1)[0]
     assert item["ids"] == build_prompt(get_task("hotpotqa"), ex, tok, 300, "chat_template").input_ids
     assert item["max_new"] == 1 and isinstance(item["ids"][0], int)
+
+
+def test_lm_eval_and_the_runner_share_the_model_front_end(tiny_folder, longbench_dir, tmp_path):
+    """Same model node -> same spec, tokenizer, EOS ids, chat style and context (lazybench.runner.frontend)."""
+    from lazybench.runner.config import prepare
+    from lazybench.runner.testing import compose_cfg, tiny_overrides
+
+    plan = prepare(
+        compose_cfg(tiny_overrides(tiny_folder, longbench_dir, tmp_path / "runs")), tmp_path / "run"
+    )
+    lm = LazyLLMLM(
+        pretrained=str(tiny_folder), method="baseline", max_length=256, dtype="float32", device="cpu"
+    )
+    assert lm.front.spec == plan.spec
+    assert (lm.eos_token_ids, lm.chat_style, lm.front.context_limit) == (
+        plan.eos_token_ids,
+        plan.chat_style,
+        plan.context_limit,
+    )
+    assert lm.tokenizer("x")["input_ids"] == plan.tokenizer("x")["input_ids"]

@@ -207,15 +207,15 @@ def test_main_model_errors_before_any_weights(overrides, message, capsys, tmp_pa
 
 def test_main_reads_the_model_as_the_runner_does(monkeypatch, capsys, tmp_path, longbench_dir):
     """--model is a conf/model key (or a name on the default config) plus model.FIELD=VALUE overrides."""
-    from lazybench.models import ModelNotAvailableError
+    from lazybench.runner.config import NotAvailableHereError
 
     specs = []
 
-    def fake_load(spec):
+    def fake_inspect(spec):  # the runner's front end reads tokenizer and config before any weights
         specs.append(spec)
-        raise ModelNotAvailableError("not loading in this test")
+        raise NotAvailableHereError("not loading in this test")
 
-    monkeypatch.setattr("lazybench.models.load_model", fake_load)
+    monkeypatch.setattr("lazybench.runner.frontend.inspect_model", fake_inspect)
     common = [
         "--datasets",
         "hotpotqa",

@@ -11,8 +11,9 @@ from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
 
 from lazybench.records import RECORDS_FILE, RunRecord, read_records
-from lazybench.runner import RunConfigError, conf_dir, resolve_methods
+from lazybench.runner import RunConfigError, conf_dir
 from lazybench.runner import run as run_module
+from lazybench.runner.config import resolve_methods
 from lazybench.runner.fidelity import fidelity, first_token_kl, rouge_l_vs_baseline
 from lazybench.runner.summary import summarize
 from lazybench.runner.testing import compose_cfg

@@ -17,6 +17,7 @@ from lazybench.records import read_records
 from lazybench.runner import RunConfigError
 from lazybench.runner import run as run_module
 from lazybench.runner.config import TimingConfig, resolve_timing
+from lazybench.runner.generator import Generator
 from lazybench.runner.testing import compose_cfg
 from lazybench.runner.timing import interleaved_samples, prefill_ttft, spread, spread_note, with_samples
 
@@ -143,13 +144,13 @@ def test_bad_timing_is_refused_before_weights_load(tiny, tmp_path, no_model_load
 
 def test_runner_records_median_samples_and_spread(tiny, tmp_path, monkeypatch, capsys) -> None:
     calls: list[tuple[str, int]] = []
-    sample = run_module._Generator.prefill_sample
+    sample = Generator.prefill_sample
 
     def spy(self, entry, row, repeat):
         calls.append((row.id, entry.label))
         return sample(self, entry, row, repeat)
 
-    monkeypatch.setattr(run_module._Generator, "prefill_sample", spy)
+    monkeypatch.setattr(Generator, "prefill_sample", spy)
     cfg = compose_cfg([*tiny, "suite.datasets=[hotpotqa]", "timing.prefill_repeats=3"])
     outcome = run_module.run(cfg, tmp_path / "run")
     records = read_records(outcome.records_path).records
@@ -171,7 +172,7 @@ def test_one_sample_is_the_generations_own(tiny, tmp_path, monkeypatch) -> None:
     def boom(*args, **kwargs):
         raise AssertionError("no prefill-only sample with prefill_repeats=1")
 
-    monkeypatch.setattr(run_module._Generator, "prefill_sample", boom)
+    monkeypatch.setattr(Generator, "prefill_sample", boom)
     cfg = compose_cfg([*tiny, "suite.datasets=[hotpotqa]", "suite.limit=1", "timing.prefill_repeats=1"])
     outcome = run_module.run(cfg, tmp_path / "run")
     for rec in read_records(outcome.records_path).records:

@@ -15,15 +15,15 @@ From the shell, ``python -m lazybench.lm_eval_backend`` is lm-eval's own CLI wit
 imported and the include path added (see docs/lm_eval.md).
 """
 
-from lazybench.lm_eval_backend.model import (
+from lazybench.lm_eval_backend.args import (
     MODEL_NAME,
-    LazyLLMLM,
     SamplingNotSupportedError,
+    arg_value,
     cut_at_stop,
-    method_params,
-    parse_list,
-    summarize,
+    lm_method_entry,
+    lm_model_node,
 )
+from lazybench.lm_eval_backend.model import LazyLLMLM
 from lazybench.lm_eval_backend.tasks import OVERALL_GROUP, TASKS_DIR, render, stale_files, write_include_dir
 
 __all__ = [
@@ -32,11 +32,11 @@ __all__ = [
     "TASKS_DIR",
     "LazyLLMLM",
     "SamplingNotSupportedError",
+    "arg_value",
     "cut_at_stop",
-    "method_params",
-    "parse_list",
+    "lm_method_entry",
+    "lm_model_node",
     "render",
     "stale_files",
-    "summarize",
     "write_include_dir",
 ]

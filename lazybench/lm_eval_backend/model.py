@@ -1,293 +1,158 @@
-"""The ``lazyllm`` lm-eval model: lm-eval's tasks and metrics, lazybench's engine and methods.
+"""The ``lazyllm`` lm-eval model: lm-eval's tasks and metrics on the lazybench runner's front end.
 
-Every request goes through ``build_method(method, **params).run(model, GenerationRequest(...))``,
-the same call the lazybench runner makes, so TTFT, "% of prompt computed" and the outputs are the
-runner's. Decoding is greedy, batch 1. Only ``generate_until`` is implemented: LazyLLM prunes
-tokens for the *next-token* prediction of a prefill, which a log-likelihood request (scoring every
-position of a continuation) does not have.
+The model is read from ``model_args`` as the runner reads its config (`lazybench.lm_eval_backend.args`):
+``pretrained=`` is a conf/model key or a hub id / folder, model fields override it, ``method=`` and
+the method's own fields build the method through the runner's method builder. The model spec ->
+tokenizer, model config, EOS ids and chat style come from `lazybench.runner.frontend`, the runner's
+own front end, and every request goes through ``method.run(model, GenerationRequest(...))``, the
+call the runner makes. Each request becomes a `lazybench.records.RunRecord`; with ``output=DIR``
+(set from ``--output_path`` by ``lazybench lm-eval``) they are appended to ``DIR/records.jsonl`` as
+they are made, and ``DIR/run.json`` gets the run's description and its summary, so
+``lazybench analyze DIR`` reads an lm-eval run like any other. The numbers are
+`lazybench.aggregate`'s (one request is one row; its lm-eval task is its dataset unless it is a
+lazybench LongBench row).
 
-model_args (comma-separated ``key=value``; lists use ``:`` because lm-eval splits on commas)::
+Decoding is greedy, batch 1. Only ``generate_until`` is implemented: LazyLLM prunes tokens for the
+*next-token* prediction of a prefill, which a log-likelihood request (scoring every position of a
+continuation) does not have.
 
-    pretrained=smollm2-135m          hub id, local folder, or the built-in offline model
-    method=lazyllm                   any lazybench method (baseline, lazyllm, static, random_drop, ...)
-    boundaries=0.3:0.6:0.9           schedule of methods that have one (lazyllm, static): where the
-    keep=0.7:0.4:0.1                 kept set shrinks, the fraction kept from there on, and the unit
-    unit=depth                       of the boundaries (depth in (0,1), or layer indices >= 1)
-    schedule=full                    shorthand: full (no pruning) or default (the method's default)
-    max_length=3500                  LongBench middle truncation of the filled template (none: off)
-    chat_style=auto                  none | llama2 | xgen | chat_template | auto (the tokenizer's
-                                     template if it has one)
-    max_gen_toks=256                 when a request gives none
-    dtype=auto, device=auto, attn_implementation=sdpa, tokenizer=..., trust_remote_code=false,
-    random_init=false, seed=0, warmups=0, accounting=PATH (JSON of per-request accounting)
-
-Other ``key=value`` pairs go to the method as parameters (e.g. ``method=random_drop,keep=0.5``:
-for a method without a schedule, ``keep`` is its own parameter).
+model_args: see `lazybench.lm_eval_backend.args` (``pretrained=``, model fields, ``method=`` and the
+method's fields), plus ``max_gen_toks`` (when a request gives none), ``seed``, ``warmups`` and
+``output=DIR`` (the run directory; none: the records stay in memory, ``records``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
+from tqdm import tqdm
 
-from lazybench import aggregate
+from lazybench.lm_eval_backend.accounting import accounting, check_run_dir, summary, write_run_json
+from lazybench.lm_eval_backend.args import (
+    MODEL_NAME,
+    check_greedy,
+    cut_at_stop,
+    lm_method_entry,
+    lm_model_node,
+    split_args,
+    until_of,
+)
 from lazybench.lm_eval_backend.tasks import DATA_DIR_KEY, MARKER, doc_to_example
+from lazybench.methods import GenerationRequest
+from lazybench.models import load_tokenizer
+from lazybench.records import RECORDS_FILE, RunRecord, append_record, result_extra
+from lazybench.runner.common import to_plain
+from lazybench.runner.deps import check_run_dependencies
+from lazybench.runner.entries import validate_schedules
+from lazybench.runner.frontend import (
+    ModelFront,
+    checked_model,
+    device_label,
+    loaded_front,
+    model_front,
+    versions,
+)
+from lazybench.tasks import (
+    build_prompt,
+    generation_settings,
+    get_task,
+    middle_truncate,
+    postprocess,
+    score_example,
+)
 
 log = logging.getLogger("lazybench.lm_eval")
-
-MODEL_NAME = "lazyllm"
-SCHEDULE_KEYS = ("boundaries", "keep", "unit", "schedule")
-#: generation kwargs understood; sampling ones are accepted only when they mean greedy decoding.
-GEN_KEYS = frozenset({"until", "max_gen_toks", "do_sample", "temperature", "top_p", "top_k", "num_beams"})
-
-
-class SamplingNotSupportedError(ValueError):
-    """A request asked for sampling (or beam search): the lazybench engine decodes greedily."""
-
-
-# ----------------------------------------------------------------------------------------------
-# model_args parsing
-
-
-def parse_list(value: Any, key: str) -> tuple[float, ...]:
-    """``0.3:0.6:0.9`` (or a number, a list, ``[0.3,0.6]``, empty) as a tuple of floats."""
-    if value is None:
-        return ()
-    if isinstance(value, bool):
-        raise ValueError(f"{key}={value!r} is not a number or a ':'-separated list of numbers")
-    if isinstance(value, (int, float)):
-        return (float(value),)
-    if isinstance(value, (list, tuple)):
-        return tuple(float(v) for v in value)
-    text = str(value).strip().strip("[]()").strip()
-    if not text or text.lower() in ("none", "null"):
-        return ()
-    parts = [p for p in text.replace(";", ":").replace(",", ":").split(":")]
-    try:
-        return tuple(float(p) for p in parts)
-    except ValueError:
-        raise ValueError(
-            f"{key}={value!r}: expected numbers separated by ':' (model_args are split on commas), "
-            f"e.g. {key}=0.3:0.6:0.9"
-        ) from None
-
-
-def _default_of(field: dataclasses.Field) -> Any:
-    if field.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-        return field.default_factory()  # type: ignore[misc]
-    return field.default
-
-
-def method_params(method: str, raw: dict[str, Any]) -> dict[str, Any]:
-    """Turn model_args meant for the method into `build_method` parameters.
-
-    For a method with a ``schedule`` field, ``boundaries``/``keep``/``unit``/``schedule`` build a
-    `Schedule` (missing parts come from the method's default schedule); otherwise they are passed
-    through like any other parameter. ``:``-lists become tuples of numbers.
-    """
-    from lazybench.engine import Schedule
-    from lazybench.methods import METHODS, UnknownMethodError, list_methods
-
-    if method not in METHODS:
-        raise UnknownMethodError(f"unknown method {method!r}; known methods: {', '.join(list_methods())}")
-    fields = {f.name: f for f in dataclasses.fields(METHODS[method])}
-    params: dict[str, Any] = {}
-    sched = {k: raw[k] for k in SCHEDULE_KEYS if k in raw}
-    rest = {k: v for k, v in raw.items() if k not in SCHEDULE_KEYS or "schedule" not in fields}
-    if "schedule" in fields and sched:
-        default: Schedule = _default_of(fields["schedule"])
-        if "schedule" in sched:
-            shorthand = sched.pop("schedule")  # lm-eval turns "none" into None
-            word = "none" if shorthand is None else str(shorthand).strip().lower()
-            if word in ("full", "none"):
-                default = Schedule.full()
-            elif word not in ("default", "paper"):
-                raise ValueError(
-                    f"schedule={shorthand!r}: use schedule=full or schedule=default, or give "
-                    "boundaries=..., keep=..., unit=... (':'-separated lists)"
-                )
-        boundaries = parse_list(sched["boundaries"], "boundaries") if "boundaries" in sched else None
-        keep = parse_list(sched["keep"], "keep") if "keep" in sched else None
-        if boundaries is not None and keep is None and len(boundaries) != len(default.keep):
-            raise ValueError(f"boundaries={sched['boundaries']!r} given without keep=...: give both")
-        if keep is not None and boundaries is None and len(keep) != len(default.boundaries):
-            raise ValueError(f"keep={sched['keep']!r} given without boundaries=...: give both")
-        unit = str(sched.get("unit", default.unit))
-        if boundaries is not None and unit == "layer":  # layer indices read as floats: 8.0 -> 8
-            boundaries = tuple(int(b) if float(b).is_integer() else b for b in boundaries)
-        params["schedule"] = Schedule(
-            boundaries=default.boundaries if boundaries is None else boundaries,
-            keep=default.keep if keep is None else keep,
-            unit=unit,
-        )
-    for key, value in rest.items():
-        if isinstance(value, str) and ":" in value:
-            value = parse_list(value, key)
-        params[key] = value
-    return params
-
-
-def check_greedy(gen_kwargs: dict[str, Any]) -> None:
-    unknown = set(gen_kwargs) - GEN_KEYS
-    if unknown:
-        raise ValueError(
-            f"the {MODEL_NAME} model does not understand generation kwargs {sorted(unknown)}; "
-            f"it takes {sorted(GEN_KEYS)} (greedy decoding only)"
-        )
-    do_sample = gen_kwargs.get("do_sample")
-    temperature = gen_kwargs.get("temperature")
-    sampling = do_sample is True or (do_sample is None and temperature is not None and float(temperature) > 0)
-    if sampling:
-        raise SamplingNotSupportedError(
-            f"the {MODEL_NAME} model decodes greedily (LazyLLM and every lazybench method are measured "
-            f"with greedy decoding); got do_sample={do_sample!r}, temperature={temperature!r}. "
-            "Use do_sample=false (or temperature=0)"
-        )
-    beams = gen_kwargs.get("num_beams")
-    if beams is not None and int(beams) != 1:
-        raise SamplingNotSupportedError(
-            f"the {MODEL_NAME} model decodes greedily; num_beams={beams} is not supported"
-        )
-
-
-def cut_at_stop(text: str, until: Sequence[str]) -> str:
-    """The text up to the first occurrence of any stop string (lm-eval's ``until``)."""
-    cut = len(text)
-    for stop in until:
-        if stop:
-            idx = text.find(stop)
-            if idx != -1:
-                cut = min(cut, idx)
-    return text[:cut]
-
-
-def _until(gen_kwargs: dict[str, Any]) -> list[str]:
-    until = gen_kwargs.get("until")
-    if until is None:
-        return []
-    if isinstance(until, str):
-        return [until]
-    if not isinstance(until, (list, tuple)) or not all(isinstance(u, str) for u in until):
-        raise ValueError(f"until must be a string or a list of strings, got {until!r}")
-    return list(until)
-
-
-def _eos_ids(model, tokenizer) -> tuple[int, ...]:
-    from lazybench.models import eos_token_ids
-
-    return eos_token_ids(
-        getattr(tokenizer, "eos_token_id", None),
-        getattr(model.config, "eos_token_id", None),
-        getattr(getattr(model, "generation_config", None), "eos_token_id", None),
-    )
-
-
-# ----------------------------------------------------------------------------------------------
 
 
 @register_model(MODEL_NAME)
 class LazyLLMLM(LM):
     """lm-eval model running lazybench methods (LazyLLM by default). See the module docstring."""
 
-    #: where instances without ``accounting=`` write it (set by ``python -m lazybench.lm_eval_backend``
-    #: from ``--output_path``); None: nowhere.
-    default_accounting: Path | None = None
+    #: where instances without ``output=`` write their run (set by ``lazybench lm-eval`` from
+    #: ``--output_path``); None: records stay in memory.
+    default_output: Path | None = None
 
     def __init__(
         self,
-        pretrained: Any = "smollm2-135m",
+        pretrained: Any = None,
         method: str = "lazyllm",
-        max_length: int | str | None = 3500,
-        chat_style: str = "auto",
-        truncate: bool = True,
         max_gen_toks: int = 256,
-        dtype: str = "auto",
-        device: str | None = None,
-        attn_implementation: str = "sdpa",
         tokenizer: Any = None,
-        trust_remote_code: bool = False,
-        random_init: bool = False,
         seed: int = 0,
         warmups: int = 0,
-        accounting: str | None = None,
+        output: str | None = None,
         batch_size: int | str | None = 1,
         max_batch_size: int | None = None,
-        **method_args: Any,
+        **args: Any,
     ) -> None:
         super().__init__()
-        from lazybench.methods import build_method
-        from lazybench.models import ModelSpec, load_model
-        from lazybench.tasks import CHAT_STYLES
-
         # the tasks' data folder: lm-eval merges model_args into the task metadata, where the tasks read it
-        method_args.pop(DATA_DIR_KEY, None)
+        args.pop(DATA_DIR_KEY, None)
         if str(batch_size).split(":")[0] not in ("None", "1", "auto"):
+            log.warning("%s: batch_size=%s ignored: requests run one at a time", MODEL_NAME, batch_size)
+        device = args.get("device")
+        if device is None:
+            args.pop("device", None)  # lm-eval passes device=None without --device: the config's
+        elif str(device).startswith("cuda") and not torch.cuda.is_available():
             log.warning(
-                "%s: batch_size=%s ignored: requests run one at a time (batch 1)", MODEL_NAME, batch_size
+                "%s: device=%s requested but CUDA is not available; using the CPU", MODEL_NAME, device
             )
-        self.method_name = str(method)
-        self.method = build_method(self.method_name, **method_params(self.method_name, method_args))
-        self.max_length = None if max_length in (None, "none", "None", "null") else int(max_length)
-        self.truncate = bool(truncate)
+            args["device"] = "cpu"
+        model_args, method_args = split_args(args)
+        if not isinstance(pretrained, torch.nn.Module) and tokenizer is not None:
+            model_args["tokenizer"] = str(tokenizer)
+        self.entry = lm_method_entry(method, method_args)
         self.max_gen_toks = int(max_gen_toks)
         self.seed = int(seed)
         self.warmups = int(warmups)
-        self.accounting_path = Path(accounting) if accounting else LazyLLMLM.default_accounting
 
-        if isinstance(pretrained, torch.nn.Module):
-            if tokenizer is None or isinstance(tokenizer, str):
-                from lazybench.models import load_tokenizer
-
-                if tokenizer is None:
-                    raise ValueError(
-                        "pretrained given as a model object needs tokenizer= (an object or a name)"
-                    )
+        if isinstance(pretrained, torch.nn.Module):  # a model object (from Python): its own config
+            if tokenizer is None:
+                raise ValueError("pretrained given as a model object needs tokenizer= (an object or a name)")
+            if isinstance(tokenizer, str):
                 tokenizer = load_tokenizer(tokenizer)
-            self.model, self.tokenizer = pretrained.eval(), tokenizer
-            self.model_name = type(pretrained).__name__
+            self.node = lm_model_node(None, model_args)
+            self.front: ModelFront = loaded_front(pretrained.eval(), tokenizer, self.node)
+            self.model = pretrained
         else:
-            if device is not None and str(device).startswith("cuda") and not torch.cuda.is_available():
-                log.warning(
-                    "%s: device=%s requested but CUDA is not available; using the CPU", MODEL_NAME, device
-                )
-                device = "cpu"
-            spec = ModelSpec(
-                name=str(pretrained),
-                dtype=str(dtype),
-                device=str(device or "auto"),
-                attn_implementation=str(attn_implementation),
-                trust_remote_code=bool(trust_remote_code),
-                tokenizer=None if tokenizer is None else str(tokenizer),
-                random_init=bool(random_init),
-            )
-            self.model, self.tokenizer = load_model(spec)
-            self.model_name = spec.name
-        self._device = next(self.model.parameters()).device
-
-        if chat_style == "auto":
-            chat_style = "chat_template" if getattr(self.tokenizer, "chat_template", None) else "none"
-        if chat_style not in CHAT_STYLES:
-            raise ValueError(f"chat_style={chat_style!r}: expected auto or one of {', '.join(CHAT_STYLES)}")
-        self.chat_style = chat_style
-        config = self.model.config
-        text_config = getattr(config, "text_config", None) or config
-        self.context_limit = getattr(text_config, "max_position_embeddings", None)
-        self.eos_token_ids = _eos_ids(self.model, self.tokenizer)
-
-        self.method.setup(self.model, self.tokenizer)
-        self.method.engine(self.model)  # resolves the schedule against the model now, not at request 1
+            self.node = lm_model_node(None if pretrained is None else str(pretrained), model_args)
+            spec, chat_style, _ = checked_model(self.node)
+            check_run_dependencies(spec, [self.entry], to_plain(self.node.get("requires")))
+            self.front = model_front(self.node, spec, chat_style)
+        validate_schedules([self.entry], self.front.num_layers)  # before any weights load
+        if not isinstance(pretrained, torch.nn.Module):
+            self.model = self.front.load()
+        self.tokenizer = self.front.tokenizer
+        self.max_length = self.node.get("max_length")
+        self.truncate = bool(self.node.get("truncate", True))
+        self.entry.method.setup(self.model, self.tokenizer)
+        self.entry.method.engine(self.model)  # resolves the schedule against the model now, not at request 1
+        self.versions = versions()
+        self._device = next(self.model.parameters()).device  # lm-eval's LM.device
+        self.device_label = device_label(str(self._device))
         self.records: list[dict[str, Any]] = []
+        self.run_dir = Path(output) if output else LazyLLMLM.default_output
+        self._started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self._warned_context = False
         self._warmed_up = False
+        if self.run_dir is not None:
+            check_run_dir(self.run_dir, self.entry.label, self.front.spec.name)
+
+    @property
+    def chat_style(self) -> str:
+        return self.front.chat_style
+
+    @property
+    def eos_token_ids(self) -> tuple[int, ...]:
+        return self.front.eos_token_ids
 
     # ------------------------------------------------------------------------------------------
     # lm-eval interface
@@ -321,37 +186,37 @@ class LazyLLMLM(LM):
         )
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
-        from tqdm import tqdm
-
         prepared = [self._prepare(req) for req in requests]  # validates every request before any run
         if self.warmups and prepared and not self._warmed_up:
             for _ in range(self.warmups):  # untimed, unrecorded: the paper warms up before timing TTFT
-                self._generate(prepared[0])
+                self._run(prepared[0])
             self._warmed_up = True
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         outputs: list[str] = []
         for req, item in zip(
             requests, tqdm(prepared, disable=disable_tqdm or len(prepared) < 2, desc=MODEL_NAME)
         ):
-            text, record = self._generate(item)
-            record.update(task=getattr(req, "task_name", None), doc_id=getattr(req, "doc_id", None))
-            self.records.append(record)
+            result = self._run(item)
+            text, record = self._record(req, item, result)
+            self.records.append(json.loads(record.to_json()))
+            if self.run_dir is not None:
+                append_record(self.run_dir / RECORDS_FILE, record)
             outputs.append(text)
             self.cache_hook.add_partial("generate_until", req.args, text)
-        if self.accounting_path is not None:
-            self.write_accounting(self.accounting_path)
+        if self.run_dir is not None:
+            self.write_run_json()
         return outputs
 
     # ------------------------------------------------------------------------------------------
 
     def _prepare(self, req) -> dict[str, Any]:
-        from lazybench.tasks import build_prompt, generation_settings, get_task, middle_truncate
-
         context, gen_kwargs = req.args[0], dict(req.args[1] or {})
         check_greedy(gen_kwargs)
-        until = _until(gen_kwargs)
+        until = until_of(gen_kwargs)
         max_new = int(gen_kwargs.get("max_gen_toks", self.max_gen_toks))
         doc = getattr(req, "doc", None)
-        if isinstance(doc, dict) and doc.get(MARKER):
+        if isinstance(doc, dict) and doc.get(MARKER):  # a lazybench row: the runner's prompt
             task = get_task(doc[MARKER])
             if not self._warned_context and context != task.fill(doc["context"], doc["input"]):
                 log.warning(
@@ -361,26 +226,23 @@ class LazyLLMLM(LM):
                     task.name,
                 )
                 self._warned_context = True
+            example = doc_to_example(doc)
             prompt = build_prompt(
                 task,
-                doc_to_example(doc),
+                example,
                 self.tokenizer,
                 self.max_length,
                 self.chat_style,
                 truncate=self.truncate,
-                context_limit=self.context_limit,
+                context_limit=self.front.context_limit,
             )
             settings = generation_settings(task, self.tokenizer)
             return dict(
-                task=task,
-                ids=list(prompt.input_ids),
-                n_before=prompt.n_tokens_before_truncation,
-                truncated=prompt.truncated,
-                max_new=max_new,
+                task=task, example=example, ids=list(prompt.input_ids),
+                n_before=prompt.n_tokens_before_truncation, truncated=prompt.truncated, max_new=max_new,
                 eos=tuple(sorted({*self.eos_token_ids, *settings.stop_token_ids})),
-                min_new=settings.min_new_tokens,
-                until=until,
-            )
+                min_new=settings.min_new_tokens, until=until,
+            )  # fmt: skip
         ids = list(self.tokenizer(context, verbose=False)["input_ids"])
         n_before = len(ids)
         truncated = False
@@ -394,14 +256,11 @@ class LazyLLMLM(LM):
             ids = list(self.tokenizer(text, verbose=False)["input_ids"])
             truncated = True
         return dict(
-            task=None, ids=ids, n_before=n_before, truncated=truncated, max_new=max_new,
+            task=None, example=None, ids=ids, n_before=n_before, truncated=truncated, max_new=max_new,
             eos=self.eos_token_ids, min_new=0, until=until,
         )  # fmt: skip
 
-    def _generate(self, item: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        from lazybench.methods import GenerationRequest
-        from lazybench.tasks import postprocess
-
+    def _run(self, item: dict[str, Any]):
         request = GenerationRequest(
             prompt_ids=item["ids"],
             max_new_tokens=item["max_new"],
@@ -411,75 +270,93 @@ class LazyLLMLM(LM):
             stop_strings=tuple(item["until"] or ()),
             tokenizer=self.tokenizer,
         )
-        t0 = time.perf_counter()
+        torch.manual_seed(self.seed)
         with torch.inference_mode():
-            result = self.method.run(self.model, request)
-        wall = time.perf_counter() - t0
+            return self.entry.method.run(self.model, request)
+
+    def _record(self, req, item: dict[str, Any], result) -> tuple[str, RunRecord]:
+        """lm-eval's answer text and the request's run record (a lazybench row scored as the runner does)."""
+        task, example = item["task"], item["example"]
+        lm_task = str(getattr(req, "task_name", None) or "lm-eval")
         text = self.tokenizer.decode(result.tokens, skip_special_tokens=True)
-        if item["task"] is not None:
-            text = postprocess(item["task"], text, self.chat_style)
+        if task is not None:
+            text = postprocess(task, text, self.chat_style)
         text = cut_at_stop(text, item["until"])
-        record = dict(
-            dataset=item["task"].name if item["task"] is not None else None,
+        if task is not None:
+            row_id, dataset, category = example.id, task.name, task.category
+            answers, score = (
+                list(example.answers),
+                score_example(task, text, example.answers, example.all_classes),
+            )
+        else:  # a task of lm-eval's own: lm-eval scores it, the record carries no score
+            row_id, dataset, category = (
+                f"{lm_task}/{getattr(req, 'doc_id', len(self.records))}",
+                lm_task,
+                "other",
+            )
+            answers, score = [], None
+        record = RunRecord.from_result(
+            result,
+            run_id=self.run_dir.name if self.run_dir is not None else MODEL_NAME,
+            example_id=str(row_id),
+            dataset=dataset,
+            category=category,
+            method=self.entry.name,
+            method_label=self.entry.label,
+            method_params=self.entry.params,
+            repeat=0,
+            seed=self.seed,
+            model=self.front.spec.name,
+            data_source=f"lm-eval task {lm_task}",
             prompt_tokens=len(item["ids"]),
-            prompt_tokens_before_truncation=item["n_before"],
             truncated=item["truncated"],
-            new_tokens=result.new_tokens,
-            stop_reason=result.stop_reason,
-            ttft_s=result.ttft_s,
-            decode_s=result.decode_s,
-            total_s=result.total_s,
-            wall_s=wall,
-            pct_prompt_computed=result.pct_prompt_computed,
-            prefill_flop_fraction=result.prefill_flop_fraction,
-            computed_prompt_tokens=sum(result.computed_per_layer),
-            full_prompt_tokens=len(result.computed_per_layer) * (result.original_prompt_tokens or result.prompt_tokens),
-            pruned=result.pruned,
-        )  # fmt: skip
+            prediction=text,
+            answers=answers,
+            score=score,
+            device=self.device_label,
+            versions=self.versions,
+            extra={
+                "model_id": self.node.get("id"),
+                "chat_style": self.chat_style,
+                "max_length": self.max_length,
+                "prompt_tokens_before_truncation": item["n_before"],
+                "max_new_tokens": item["max_new"],
+                **result_extra(result),
+                "dtype": str(self.model.dtype),
+                "lm_eval_task": lm_task,
+                "lm_eval_doc_id": getattr(req, "doc_id", None),
+            },
+        )
         return text, record
 
     # ------------------------------------------------------------------------------------------
-    # accounting
+    # the run's numbers and files (lazybench.lm_eval_backend.accounting)
+
+    def summary(self) -> pd.DataFrame:
+        """`lazybench.aggregate.summarize` of the requests so far (no baseline: one method)."""
+        return summary(self.records, self.run_dir)
 
     def accounting(self) -> dict[str, Any]:
-        """Per-request records and their aggregates (overall and per lm-eval task)."""
-        return {
-            "model": MODEL_NAME,
-            "pretrained": self.model_name,
-            "method": self.method_name,
-            "method_label": self.method.label(),
-            "method_params": self.method.params(),
-            "max_length": self.max_length,
-            "chat_style": self.chat_style,
-            "summary": summarize(self.records),
-            "per_task": {
-                task: summarize([r for r in self.records if r["task"] == task])
-                for task in sorted({str(r["task"]) for r in self.records})
+        """The overall line and one line per dataset (lm-eval task) of `summary`."""
+        return accounting(self.records, self.run_dir)
+
+    def write_run_json(self) -> Path:
+        """run.json: what the run was (model, method, where it ran) and its accounting."""
+        assert self.run_dir is not None
+        return write_run_json(
+            self.run_dir,
+            self.records,
+            {
+                "started_at": self._started,
+                "model": self.front.spec.name,
+                "model_config": to_plain(self.node),
+                "device": self.device_label,
+                "num_layers": self.front.num_layers,
+                "context_limit": self.front.context_limit,
+                "methods": [
+                    {"label": self.entry.label, "name": self.entry.name, "params": self.entry.params}
+                ],
+                "method_under_test": self.entry.label,
+                "versions": self.versions,
             },
-            "requests": self.records,
-        }
-
-    def write_accounting(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.accounting(), indent=2, default=str), encoding="utf-8")
-        tmp.replace(path)
-        return path
-
-
-#: The accounting numbers of a request list (lazybench.aggregate columns; no baseline, no score here).
-ACCOUNTING = (
-    "n_rows", "ttft_s", "total_s", "prompt_tokens", "new_tokens", "pct_prompt_computed",
-    "prefill_flop_fraction", "pruned_pct", "truncated_pct", "noisy_rows",
-)  # fmt: skip
-
-
-def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The requests' accounting as `lazybench.aggregate` defines it for a run's rows (one request is
-    one row; its task is its dataset): means over requests, % of requests pruned / truncated."""
-    if not records:
-        return {"n_rows": 0}
-    rows = [{**r, "dataset": str(r.get("task")), "example_id": str(i)} for i, r in enumerate(records)]
-    line = aggregate.select_level(aggregate.summarize(rows, baseline=None), aggregate.OVERALL).iloc[0]
-    return {name: line[name].item() for name in ACCOUNTING}
+        )

@@ -97,8 +97,8 @@ def _examples(args: argparse.Namespace) -> list:
 
 def _profile_rows(args: argparse.Namespace) -> tuple[Profile, dict[str, Any], float]:
     """Build the selected rows' prompts as the runner does and record one full prefill per row."""
-    from lazybench.conf_groups import checked_model, model_node
-    from lazybench.models import load_model
+    from lazybench.conf_groups import model_node
+    from lazybench.runner.frontend import checked_model, model_front
     from lazybench.tasks import build_prompt
 
     node = model_node(args.model, args.model_overrides)
@@ -106,9 +106,13 @@ def _profile_rows(args: argparse.Namespace) -> tuple[Profile, dict[str, Any], fl
     examples = _examples(args)
     if not examples:
         raise ProfileError("no rows selected")
-    model, tokenizer = load_model(spec)
-    text_config = model.config.get_text_config()
-    context_limit = node.get("context_limit") or getattr(text_config, "max_position_embeddings", None)
+    front = model_front(node, spec, chat_style)  # the runner's tokenizer, chat style and context size
+    model, tokenizer, chat_style, context_limit = (
+        front.load(),
+        front.tokenizer,
+        front.chat_style,
+        front.context_limit,
+    )
     prompts, metas = [], []
     for task, ex in examples:
         try:
@@ -136,7 +140,7 @@ def _profile_rows(args: argparse.Namespace) -> tuple[Profile, dict[str, Any], fl
 def main(argv: Sequence[str] | None = None) -> int:
     """``lazybench profile ...``: returns the exit status (2 for a usage or data error)."""
     from lazybench.models import ModelNotAvailableError
-    from lazybench.runner.config import RunConfigError
+    from lazybench.runner.common import RunConfigError
     from lazybench.tasks import DataFormatError, DataNotFoundError, UnknownTaskError
 
     args = build_parser().parse_intermixed_args(list(argv) if argv is not None else None)

@@ -45,10 +45,10 @@ class Proposal:
     def model_args(self) -> str:
         """The same schedule as `lm_eval --model lazyllm` model_args."""
         if not self.boundaries:
-            return "method=lazyllm,schedule=full"
+            return "method=lazyllm,schedule.boundaries=[],schedule.keep=[]"
         b = ":".join(str(x) for x in self.boundaries)
         k = ":".join(f"{x:g}" for x in self.keep)
-        return f"method=lazyllm,boundaries={b},keep={k},unit=layer"
+        return f"method=lazyllm,schedule.boundaries={b},schedule.keep={k},schedule.unit=layer"
 
 
 def _grid_index(value: float, grid: Sequence[float]) -> int:

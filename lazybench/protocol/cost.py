@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from lazybench.engine import Schedule
@@ -29,7 +30,9 @@ def kept(fraction: float, n: int) -> int:
 
 @dataclass(frozen=True)
 class ModelShape:
-    """What the FLOP model needs of a decoder: depth, attention width, parameters per layer, vocab."""
+    """What the FLOP model (and the dry run's time estimate) needs of a decoder: depth, attention
+    width, parameters per layer, vocab, and the KV width and MLP size the estimate's memory reads need.
+    The one shape class: `lazybench.runner.estimate` uses it too."""
 
     num_layers: int
     hidden_size: int
@@ -37,6 +40,8 @@ class ModelShape:
     head_dim: int
     params_per_layer: int
     vocab_size: int
+    num_kv_heads: int = 0  # 0: as many as num_heads
+    intermediate_size: int = 0
 
     @classmethod
     def from_config(cls, config: Any) -> ModelShape:
@@ -45,19 +50,66 @@ class ModelShape:
         config = config.get_text_config() if hasattr(config, "get_text_config") else config
         h = int(config.hidden_size)
         heads = int(config.num_attention_heads)
-        head_dim = int(getattr(config, "head_dim", None) or h // heads)
-        kv = int(getattr(config, "num_key_value_heads", None) or heads)
-        attn = h * head_dim * (2 * heads + 2 * kv)
-        if getattr(config, "attention_bias", False) or getattr(config, "model_type", "") == "qwen2":
-            attn += head_dim * (heads + 2 * kv)
-        mlp = 3 * h * int(config.intermediate_size)
+        bias = bool(getattr(config, "attention_bias", False) or getattr(config, "model_type", "") == "qwen2")
+        return cls.from_dims(
+            layers=int(config.num_hidden_layers),
+            hidden=h,
+            heads=heads,
+            kv_heads=int(getattr(config, "num_key_value_heads", None) or heads),
+            head_dim=int(getattr(config, "head_dim", None) or h // heads),
+            intermediate=int(config.intermediate_size),
+            vocab=int(config.vocab_size),
+            attention_bias=bias,
+        )
+
+    @classmethod
+    def from_dims(
+        cls, layers: int, hidden: int, heads: int, kv_heads: int, head_dim: int, intermediate: int, vocab: int,
+        attention_bias: bool = False,
+    ) -> ModelShape:  # fmt: skip
+        """From a config's published numbers (a preset whose config.json is not at hand)."""
+        attn = hidden * head_dim * (2 * heads + 2 * kv_heads)
+        if attention_bias:
+            attn += head_dim * (heads + 2 * kv_heads)
         return cls(
-            num_layers=int(config.num_hidden_layers),
-            hidden_size=h,
+            num_layers=layers,
+            hidden_size=hidden,
             num_heads=heads,
             head_dim=head_dim,
-            params_per_layer=attn + mlp + 2 * h,
-            vocab_size=int(config.vocab_size),
+            params_per_layer=attn + 3 * hidden * intermediate + 2 * hidden,
+            vocab_size=vocab,
+            num_kv_heads=kv_heads,
+            intermediate_size=intermediate,
+        )
+
+    @property
+    def kv_heads(self) -> int:
+        return self.num_kv_heads or self.num_heads
+
+    @property
+    def layer_params(self) -> float:
+        """Parameters of all decoder layers."""
+        return float(self.num_layers * self.params_per_layer)
+
+    @property
+    def weights(self) -> float:
+        """Parameters read per decode step: the layers and the lm_head."""
+        return self.layer_params + self.vocab_size * self.hidden_size
+
+    def prefill_flops(self, n: int, layers: int | None = None) -> float:
+        """A causal forward of n tokens through `layers` layers (default all): the engine's cost model."""
+        return self.causal_layers(n, self.num_layers if layers is None else layers)
+
+    def as_config(self) -> SimpleNamespace:
+        """The config fields `from_config` reads, for code that takes a config (a preset's sweep)."""
+        return SimpleNamespace(
+            num_hidden_layers=self.num_layers,
+            hidden_size=self.hidden_size,
+            num_attention_heads=self.num_heads,
+            num_key_value_heads=self.kv_heads,
+            head_dim=self.head_dim,
+            intermediate_size=self.intermediate_size,
+            vocab_size=self.vocab_size,
         )
 
     # --- the engine's cost model -------------------------------------------------------------------

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from lazybench.runner.config import NotAvailableHereError, RunConfigError
+from lazybench.runner.common import NotAvailableHereError, RunConfigError
 
 #: Install hints for modules that shipped model configs need (module -> command).
 INSTALL_HINTS = {"tiktoken": "pip install 'lazybench[xgen]'  (or: pip install tiktoken)"}

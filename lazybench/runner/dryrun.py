@@ -19,9 +19,25 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from lazybench.protocol.sweep import sweep_entries
+from lazybench.records import RECORDS_FILE, read_records
+from lazybench.runner.config import (
+    NotAvailableHereError,
+    RunPlan,
+    _build_rows,
+    default_run_dir,
+    model_spec,
+    prepare,
+    resolve_data_source,
+    resolve_methods,
+    resolve_suite,
+    to_plain,
+)
 from lazybench.runner.estimate import KNOWN_SHAPES, RATES, DeviceRates, ModelShape, unit_cost
-from lazybench.runner.run import RunPlan, prepare
+from lazybench.runner.shard import resolve_shard
 from lazybench.runner.shard_cost import ShardHours, assigned_hours, expected_hours
+from lazybench.shards import Shard
+from lazybench.tasks import HUB, published_sizes
 
 RATE_KEYS = ("prefill_tflops", "decode_gbps", "decode_ms_per_token")
 
@@ -74,7 +90,7 @@ def estimate_lines(
             per_method[label] += w.count * cost.total
         seconds = sum(per_method.values())
         unit = "CPU-hours" if key == "cpu" else "GPU-hours"
-        token_ms = shape.layers * rates.decode_ms_per_layer
+        token_ms = shape.num_layers * rates.decode_ms_per_layer
         decode = (
             f"decode {token_ms:.0f} ms/token (host)" if token_ms else f"decode at {rates.decode_gbps:g} GB/s"
         )
@@ -120,8 +136,6 @@ def _output_lines(plan: RunPlan) -> list[str]:
 
 
 def _done(run_dir) -> set[tuple[str, str, int]]:
-    from lazybench.records import RECORDS_FILE, read_records
-
     return {
         (r["example_id"], r["method_label"], r["repeat"])
         for r in read_records(run_dir / RECORDS_FILE).records
@@ -150,10 +164,6 @@ def _work(rows, methods, done: set, warmups: int) -> tuple[list[Work], list[Work
 
 def shard_hours(plan: RunPlan, shape: ModelShape, classes: list[str], rates, bytes_per: int) -> ShardHours:
     """Rows and pending hours of every shard of the plan's run (of the run itself when unsharded)."""
-    from lazybench.runner.config import resolve_suite
-    from lazybench.runner.run import _build_rows
-    from lazybench.shards import Shard
-
     warmups = int(plan.cfg.warmups)
     if not plan.shard.active:
         work, warmup, _ = _work(plan.rows, plan.methods, _done(plan.run_dir), warmups)
@@ -187,7 +197,7 @@ def describe_parts(plan: RunPlan, config, rates: dict | None = None) -> tuple[st
     shards = shard_hours(plan, shape, classes, rates, bytes_per)
     lines = [
         f"dry run: {plan.run_dir}" + (f" (shard {plan.shard.name})" if plan.shard.active else ""),
-        f"model {plan.spec.name} ({config.model_type}, {shape.layers} layers, {shape.layer_params / 1e9:.2f}B "
+        f"model {plan.spec.name} ({config.model_type}, {shape.num_layers} layers, {shape.layer_params / 1e9:.2f}B "
         f"layer params), {plan.device}{f' ({note})' if note else ''}, {bytes_per * 8}-bit weights; "
         f"chat style {plan.chat_style}",
         f"data: {plan.data_source}, {len(plan.rows):,} rows",
@@ -225,20 +235,7 @@ def _sweep_entries(cfg, shape: ModelShape | None) -> list[dict]:
     """A sweep's method entries solved from a preset's published shape (none without a shape)."""
     if not cfg.get("sweep") or shape is None:
         return []
-    from types import SimpleNamespace
-
-    from lazybench.protocol.sweep import sweep_entries
-
-    config = SimpleNamespace(
-        num_hidden_layers=shape.layers,
-        hidden_size=shape.hidden,
-        num_attention_heads=shape.heads,
-        num_key_value_heads=shape.kv_heads,
-        head_dim=shape.head_dim,
-        intermediate_size=shape.intermediate,
-        vocab_size=shape.vocab,
-    )
-    return sweep_entries(cfg, config)
+    return sweep_entries(cfg, shape.as_config())
 
 
 def describe_unavailable(cfg, why: str, rates: dict | None = None) -> str:
@@ -248,17 +245,6 @@ def describe_unavailable(cfg, why: str, rates: dict | None = None) -> str:
 
 def describe_unavailable_parts(cfg, why: str, rates: dict | None = None) -> tuple[str, ShardHours | None]:
     """`describe_unavailable`'s text and its hours per shard (None when nothing can be estimated)."""
-    from lazybench.runner.config import (
-        model_spec,
-        resolve_data_source,
-        resolve_methods,
-        resolve_suite,
-        to_plain,
-    )
-    from lazybench.runner.run import _default_run_dir
-    from lazybench.runner.shard import resolve_shard
-    from lazybench.tasks import HUB, published_sizes
-
     suite = resolve_suite(cfg)
     data = resolve_data_source(cfg)
     spec = model_spec(cfg)
@@ -294,10 +280,10 @@ def describe_unavailable_parts(cfg, why: str, rates: dict | None = None) -> tupl
         sizes_note += f"; about {share:.0%} of them, the {part} part of the split"
     units_per_row = sum(m.repeats for m in methods)
     lines = [
-        f"dry run: {_default_run_dir(cfg)}{f' (shard {shard.name})' if shard.active else ''} -- partial, not "
+        f"dry run: {default_run_dir(cfg)}{f' (shard {shard.name})' if shard.active else ''} -- partial, not "
         f"everything is available here: {why}",
         f"model {spec.name} (not inspected here{f'; {shape_note}' if shape_note else ''}"
-        + (f", {shape.layers} layers, {shape.layer_params / 1e9:.2f}B layer params)" if shape else ")")
+        + (f", {shape.num_layers} layers, {shape.layer_params / 1e9:.2f}B layer params)" if shape else ")")
         + f", model.device={spec.device}, dtype {spec.dtype}",
         f"data: {data.label}, {total:,} rows{sizes_note}",
         f"rows: {total} over {len(counts)} datasets " + ", ".join(f"{k} {v}" for k, v in counts.items()),
@@ -333,7 +319,6 @@ def describe_unavailable_parts(cfg, why: str, rates: dict | None = None) -> tupl
 
 def dry_run(cfg) -> str:
     from lazybench.protocol.phases import protocol_outline, protocol_text
-    from lazybench.runner.config import NotAvailableHereError, to_plain
 
     rates = to_plain(cfg.get("estimate")) or None
     try:

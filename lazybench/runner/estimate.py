@@ -52,6 +52,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
+from lazybench.protocol.cost import ModelShape
+
 
 @dataclass(frozen=True)
 class DeviceRates:
@@ -85,58 +87,17 @@ H2O_BYTES_PER_SCORE = 20.0
 COMPRESSOR_PYTHON_S_PER_TOKEN = 40e-6
 
 
-@dataclass(frozen=True)
-class ModelShape:
-    """What the estimate needs of a model: read from its config, or a preset's published values."""
-
-    layers: int
-    hidden: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-    intermediate: int
-    vocab: int
-
-    @classmethod
-    def from_config(cls, config) -> ModelShape:
-        heads = config.num_attention_heads
-        return cls(
-            layers=config.num_hidden_layers,
-            hidden=config.hidden_size,
-            heads=heads,
-            kv_heads=getattr(config, "num_key_value_heads", None) or heads,
-            head_dim=getattr(config, "head_dim", None) or config.hidden_size // heads,
-            intermediate=config.intermediate_size,
-            vocab=config.vocab_size,
-        )
-
-    @property
-    def layer_params(self) -> float:
-        attn = self.hidden * self.head_dim * (2 * self.heads + 2 * self.kv_heads)
-        return float(self.layers * (attn + 3 * self.hidden * self.intermediate))
-
-    @property
-    def weights(self) -> float:
-        return self.layer_params + self.vocab * self.hidden
-
-    def prefill_flops(self, n: int, layers: int | None = None) -> float:
-        """Linear layers plus causal attention (QK^T and AV over the lower triangle)."""
-        layers = self.layers if layers is None else layers
-        per_layer = self.layer_params / self.layers
-        return layers * (2 * per_layer * n + 2 * self.heads * self.head_dim * n * n)
-
-
 #: Published config.json shapes of the shipped 7B model configs, for a dry run where the config
 #: cannot be read (weights not downloaded, no hub): meta-llama/Llama-2-7b-chat-hf,
 #: Salesforce/xgen-7b-8k-inst, mistralai/Mistral-7B-Instruct-v0.2, Qwen/Qwen2.5-7B-Instruct.
 KNOWN_SHAPES = {
-    "meta-llama/Llama-2-7b-chat-hf": ModelShape(32, 4096, 32, 32, 128, 11008, 32000),
-    "Salesforce/xgen-7b-8k-inst": ModelShape(32, 4096, 32, 32, 128, 11008, 51200),
-    "mistralai/Mistral-7B-Instruct-v0.2": ModelShape(32, 4096, 32, 8, 128, 14336, 32000),
-    "Qwen/Qwen2.5-7B-Instruct": ModelShape(28, 3584, 28, 4, 128, 18944, 152064),
+    "meta-llama/Llama-2-7b-chat-hf": ModelShape.from_dims(32, 4096, 32, 32, 128, 11008, 32000),
+    "Salesforce/xgen-7b-8k-inst": ModelShape.from_dims(32, 4096, 32, 32, 128, 11008, 51200),
+    "mistralai/Mistral-7B-Instruct-v0.2": ModelShape.from_dims(32, 4096, 32, 8, 128, 14336, 32000),
+    "Qwen/Qwen2.5-7B-Instruct": ModelShape.from_dims(28, 3584, 28, 4, 128, 18944, 152064),
 }
 #: SmolLM2-135M, the default compressor (30 layers, hidden 576).
-COMPRESSOR_SHAPE = ModelShape(30, 576, 9, 3, 64, 1536, 49152)
+COMPRESSOR_SHAPE = ModelShape.from_dims(30, 576, 9, 3, 64, 1536, 49152)
 
 
 def _schedule_fraction(method, layers: int) -> float:
@@ -167,7 +128,7 @@ def unit_cost(
     extra = 0.0
     # adaptive's schedule keeps its ceiling at every boundary: an upper bound on its prefill
     if method_name in ("lazyllm", "static", "adaptive"):
-        prefill *= _schedule_fraction(method, shape.layers)
+        prefill *= _schedule_fraction(method, shape.num_layers)
     elif method_name in ("random_drop", "selective_context"):
         kept = max(1, math.ceil(float(getattr(method, "keep", 1.0)) * n))
         prefill = shape.prefill_flops(kept) / rate
@@ -175,18 +136,18 @@ def unit_cost(
             chunk = max(2, int(getattr(method, "context", 1024))) - 1
             chunks = math.ceil(n / chunk)
             comp = shape if getattr(method, "compressor", "") == "target" else COMPRESSOR_SHAPE
-            host = chunks * comp.layers * rates.decode_ms_per_layer / 1e3
-            extra = max(host, (comp.prefill_flops(n) + 2 * n * comp.hidden * comp.vocab) / rate)
+            host = chunks * comp.num_layers * rates.decode_ms_per_layer / 1e3
+            extra = max(host, (comp.prefill_flops(n) + 2 * n * comp.hidden_size * comp.vocab_size) / rate)
             extra += n * COMPRESSOR_PYTHON_S_PER_TOKEN
     elif method_name == "gemfilter" and hasattr(method, "budget"):
         k = min(n, int(method.budget(n)))
         if k < n:
-            layer = method.layer_index(shape.layers)
+            layer = method.layer_index(shape.num_layers)
             prefill = (shape.prefill_flops(n, layers=layer + 1) + shape.prefill_flops(k)) / rate
     elif method_name == "h2o":
-        scores = shape.layers * shape.heads * float(n) * n
+        scores = shape.num_layers * shape.num_heads * float(n) * n
         extra = scores * H2O_BYTES_PER_SCORE / (rates.decode_gbps * 1e9)
-    kv_bytes = 2 * shape.layers * shape.kv_heads * shape.head_dim * bytes_per * (n + new / 2)
+    kv_bytes = 2 * shape.num_layers * shape.kv_heads * shape.head_dim * bytes_per * (n + new / 2)
     bandwidth = (shape.weights * bytes_per + kv_bytes) / (rates.decode_gbps * 1e9)
-    host = shape.layers * rates.decode_ms_per_layer / 1e3 * DECODE_HOST_FACTOR.get(method_name, 1.0)
+    host = shape.num_layers * rates.decode_ms_per_layer / 1e3 * DECODE_HOST_FACTOR.get(method_name, 1.0)
     return UnitCost(prefill, new * max(host, bandwidth), extra)

@@ -20,7 +20,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from lazybench.records import RECORDS_FILE
-from lazybench.runner.config import RunConfigError, absolute, to_plain
+from lazybench.runner.common import RunConfigError, absolute, to_plain
 from lazybench.shards import SHARDS_DIR, Shard, shard_dirs
 
 

@@ -30,15 +30,11 @@ import statistics
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any, TypeVar
 
+from lazybench.records import spread
+
+__all__ = ["interleaved_samples", "prefill_ttft", "spread", "spread_note", "with_samples"]
+
 U = TypeVar("U", bound=Hashable)
-
-
-def spread(samples: Sequence[float]) -> float:
-    """(max - min) / median of the samples: 0 for one sample, 0.5 when they scatter by half the median."""
-    if len(samples) < 2:
-        return 0.0
-    middle = statistics.median(samples)
-    return (max(samples) - min(samples)) / middle if middle > 0 else 0.0
 
 
 def prefill_ttft(method, model, request) -> float:
