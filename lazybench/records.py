@@ -174,3 +174,17 @@ def truncate_partial_tail(path: Path) -> bool:
     cut = data.rfind(b"\n") + 1
     path.write_bytes(data[:cut])
     return True
+
+
+def prefix_agreement(items: Sequence, baseline_items: Sequence) -> float:
+    """Leading items (token ids, words) two outputs share, over the longer one's length (1.0 for two
+    empty outputs): the one definition of "generated exactly as the full model did, up to here"."""
+    longer = max(len(items), len(baseline_items))
+    if longer == 0:
+        return 1.0
+    shared = 0
+    for a, b in zip(items, baseline_items):
+        if a != b:
+            break
+        shared += 1
+    return shared / longer

@@ -35,6 +35,7 @@ import pandas as pd
 
 from lazybench import aggregate as agg
 from lazybench.columns import BASELINE, OVERALL, PAPER_CATEGORIES, group_sort_key
+from lazybench.records import prefix_agreement
 
 RULES = ("score", "fidelity", "target")
 SPEEDS = ("ttft_speedup", "flop_speedup")
@@ -51,15 +52,7 @@ GROUP = ["run_dir", "model", "category", "family"]
 
 def common_prefix_fraction(prediction: str, reference: str) -> float:
     """Leading words two outputs share, over the longer one's word count (1.0 for two empty outputs)."""
-    a, b = str(prediction).split(), str(reference).split()
-    if not a and not b:
-        return 1.0
-    shared = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        shared += 1
-    return shared / max(len(a), len(b))
+    return prefix_agreement(str(prediction).split(), str(reference).split())
 
 
 def output_agreement(records: pd.DataFrame) -> pd.DataFrame:

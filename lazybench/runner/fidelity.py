@@ -20,6 +20,8 @@ from functools import cache
 
 import torch
 
+from lazybench.records import prefix_agreement
+
 
 @dataclass(frozen=True)
 class Fidelity:
@@ -56,16 +58,8 @@ def rouge_l_vs_baseline(prediction: str, baseline_prediction: str) -> float:
 
 
 def token_agreement(tokens: Sequence[int], baseline_tokens: Sequence[int]) -> float:
-    """Leading token ids the two outputs share, over the longer one's length (1.0 for two empty)."""
-    longer = max(len(tokens), len(baseline_tokens))
-    if longer == 0:
-        return 1.0
-    shared = 0
-    for a, b in zip(tokens, baseline_tokens):
-        if a != b:
-            break
-        shared += 1
-    return shared / longer
+    """prefix_agreement over generated token ids (the record field `token_agreement`)."""
+    return prefix_agreement(tokens, baseline_tokens)
 
 
 def fidelity(
