@@ -142,15 +142,17 @@ def run_app(argv: list[str]) -> int | None:
     """`lazybench [run] [key=value ...]`: check what can be checked on argv, then hand it to Hydra."""
     import hydra
 
-    from lazybench.conf_groups import check_group_choices
+    from lazybench.conf_groups import check_group_choices, check_method_keys, register_method_configs
 
     try:
         _check_launcher_plugins(argv)
         check_group_choices(argv)
+        check_method_keys(argv)
         config_path = str(conf_dir())
     except RunConfigError as err:
         print(f"lazybench: error: {err}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
+    register_method_configs()  # the `method` group: one node per registered method, from its class
     saved = sys.argv
     sys.argv = [saved[0] if saved else "lazybench", *argv]  # hydra.main reads sys.argv
     try:

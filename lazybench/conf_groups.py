@@ -1,10 +1,17 @@
-"""The config groups under `conf/` (model, suite, method, experiment), read without composing a run.
+"""The config groups (model, suite, experiment under `conf/`; method from the method registry).
 
-Two jobs that need the group folders but not Hydra's composition:
+The `method` group has no YAML: each registered method's node (`name`, `label` and the class's
+`Method.defaults()`) is stored in Hydra's ConfigStore by `register_method_configs`, which everything
+that composes calls first (the app in `lazybench.cli`, `compose_config`). So `method=snapkv
+method.window=16` composes without `+`, and a method's defaults live only in its class.
+
+Jobs that need the groups but not a composed run:
 
 - `check_group_choices`: an unknown option such as `model=nope` becomes one `RunConfigError` line
   naming the known configs, checked on the command line before Hydra starts (so before any weights
   can load). Hydra's own report is several lines about search paths.
+- `check_method_keys`: `method.<key>=` naming no key of the chosen method's node (a typo, a
+  parameter of another method) is one line too, instead of Hydra's struct-mode report.
 - `model_node`: the `model` node exactly as `lazybench model=<key>` (a conf/model key) or
   `lazybench model.name=<hub id or folder>` composes it, for tools outside the Hydra app (the
   profiler, the lm-eval backend), so that their `--model` means what the runner's `model=` means;
@@ -15,26 +22,67 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator, Sequence
+from typing import Any
 
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override, OverrideType
 from omegaconf import DictConfig, OmegaConf
 
+from lazybench.methods import METHODS, list_methods
 from lazybench.runner.common import RunConfigError, conf_dir
 
 #: Hydra's own group (launchers, sweepers): options there come from plugins, not from conf/ alone.
 _HYDRA_GROUP = "hydra"
 #: Hydra flags that add or replace config sources: with them conf/ no longer lists every option.
 _SOURCE_FLAGS = ("-cp", "--config-path", "-cd", "--config-dir", "-cn", "--config-name")
+#: The group made from the method registry (lazybench.methods) instead of conf/ files.
+METHOD_GROUP = "method"
+#: Keys of every method node besides the class's parameters (`label`: null is the method's own label).
+METHOD_NODE_KEYS = ("name", "label")
+
+
+def method_node(name: str) -> dict[str, Any]:
+    """The `method` node that `method=<name>` composes: its name, `label: null` and the class's
+    defaults (`Method.defaults()`); just the name for a method not registered."""
+    cls = METHODS.get(name)
+    return {"name": name, "label": None, **(cls.defaults() if cls is not None else {})}
+
+
+def register_method_configs() -> None:
+    """Store every registered method's node in Hydra's ConfigStore as the option `method=<name>`.
+
+    Call it before composing (idempotent: a method registered since is added on the next call). Hydra
+    finds the group there once conf/ holds no method folder; a launcher's worker processes get the
+    store with Hydra's singleton state. No conf/method/<name>.yaml may share a name with a method:
+    Hydra would silently merge the file over the stored node (its deprecated schema matching).
+    """
+    store = ConfigStore.instance()
+    for name in list_methods():
+        store.store(group=METHOD_GROUP, name=name, node=method_node(name), provider="lazybench")
+
+
+def compose_config(overrides: Sequence[str] = (), hydra_config: bool = False) -> DictConfig:
+    """The composed lazybench config for these overrides, as the `lazybench` command would see it."""
+    register_method_configs()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides), return_hydra_config=hydra_config)
 
 
 def groups() -> list[str]:
-    """The config groups a user picks options of (`model`, `suite`, ...): the folders of conf/."""
+    """The config groups a user picks options of (`model`, `suite`, `method`, ...): the folders of
+    conf/ and the method group."""
     root = conf_dir()
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != _HYDRA_GROUP)
+    folders = {p.name for p in root.iterdir() if p.is_dir() and p.name != _HYDRA_GROUP}
+    return sorted(folders | {METHOD_GROUP})
 
 
 def group_options(group: str) -> list[str]:
-    """The options of a group: the names of its conf/<group>/*.yaml files."""
-    return sorted(p.stem for p in (conf_dir() / group).glob("*.yaml"))
+    """The options of a group: the names of its conf/<group>/*.yaml files (for `method`: the
+    registered methods, and any YAML a user added under conf/method/)."""
+    files = {p.stem for p in (conf_dir() / group).glob("*.yaml")}
+    return sorted(files | set(list_methods()) if group == METHOD_GROUP else files)
 
 
 def default_option(group: str) -> str | None:
@@ -50,9 +98,9 @@ def unknown_option(group: str, value: str) -> RunConfigError:
     options = group_options(group)
     close = difflib.get_close_matches(value, options, n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
-    message = (
-        f"unknown {group} config {value!r}{hint}; the {group} configs (conf/{group}/*.yaml) are: "
-        + ", ".join(options)
+    where = "the methods registered in lazybench.methods" if group == METHOD_GROUP else f"conf/{group}/*.yaml"
+    message = f"unknown {group} config {value!r}{hint}; the {group} configs ({where}) are: " + ", ".join(
+        options
     )
     if group == "model":
         message += "; for any other model keep a config and set model.name=<hub id or folder>"
@@ -72,35 +120,98 @@ def _chosen(override) -> Iterator[str]:
     yield from (v for v in values if "${" not in v and v != "null")
 
 
-def check_group_choices(args: Sequence[str]) -> None:
-    """Raise `RunConfigError` for the first `group=option` in Hydra's argv naming no conf/ file.
-
-    Arguments Hydra's grammar cannot parse are left to Hydra, which reports them itself; with a flag
-    that adds config sources (`--config-dir`, ...) nothing is checked, as options may live there.
-    """
+def _overrides(args: Sequence[str], wanted) -> Iterator[Override]:
+    """The overrides of Hydra's argv whose key passes `wanted` (nothing when a flag adds config
+    sources: `--config-dir`, ..., as options may live there). Arguments Hydra's grammar cannot parse
+    are left to Hydra, which reports them itself."""
     if any(arg.split("=", 1)[0] in _SOURCE_FLAGS for arg in args):
         return
     if any(arg.lstrip("+").startswith("hydra.searchpath") for arg in args):
         return
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    known = set(groups())
     parser = OverridesParser.create()
     for arg in args:
-        if (
-            arg.startswith("-")
-            or "=" not in arg
-            or arg.lstrip("+~").split("=", 1)[0].split("@")[0] not in known
-        ):
+        if arg.startswith("-") or "=" not in arg or not wanted(arg.lstrip("+~").split("=", 1)[0]):
             continue
         try:
-            override = parser.parse_override(arg)
+            yield parser.parse_override(arg)
         except Exception:  # noqa: BLE001 - Hydra's grammar error is Hydra's to report
             continue
+
+
+def check_group_choices(args: Sequence[str]) -> None:
+    """Raise `RunConfigError` for the first `group=option` in Hydra's argv naming no known option."""
+    known = set(groups())
+    for override in _overrides(args, lambda key: key.split("@")[0] in known):
         options = set(group_options(override.key_or_group))
         for value in _chosen(override):
             if value not in options:
                 raise unknown_option(override.key_or_group, value)
+
+
+def _experiment_method(experiment: str) -> tuple[str | None, dict[str, Any]]:
+    """The method option an experiment preset picks (`override /method: <name>`, None if none) and
+    the `method:` node it merges over that option's."""
+    path = conf_dir() / "experiment" / f"{experiment}.yaml"
+    if not path.is_file():
+        return None, {}
+    preset = OmegaConf.to_container(OmegaConf.load(path))
+    picked = next(
+        (
+            e["override /method"]
+            for e in preset.get("defaults", [])
+            if isinstance(e, dict) and "override /method" in e
+        ),
+        None,
+    )
+    return picked, preset.get(METHOD_GROUP) or {}
+
+
+def _method_nodes(args: Sequence[str]) -> list[dict[str, Any]]:
+    """The method nodes Hydra will compose for argv, before its own `method.<key>=` overrides: for
+    every method option and experiment preset picked (sweeps included), the option's node with the
+    preset's `method:` node merged in."""
+    picked = {METHOD_GROUP: [], "experiment": []}
+    for override in _overrides(args, lambda key: key in picked):
+        if override.type == OverrideType.DEL:
+            continue
+        picked[override.key_or_group] += list(_chosen(override))
+    nodes = []
+    for experiment in picked["experiment"] or [None]:
+        preset_method, preset_node = _experiment_method(experiment) if experiment else (None, {})
+        for name in picked[METHOD_GROUP] or [preset_method or default_option(METHOD_GROUP)]:
+            if name in METHODS:
+                nodes.append(OmegaConf.to_container(OmegaConf.merge(method_node(name), preset_node)))
+    return nodes
+
+
+def check_method_keys(args: Sequence[str]) -> None:
+    """Raise `RunConfigError` for a `method.<key>=<value>` in Hydra's argv that names no key of a
+    method node it would apply to (`+method.<key>=` adds a key on purpose and is not checked)."""
+    changes = [
+        o
+        for o in _overrides(args, lambda key: key.startswith(f"{METHOD_GROUP}."))
+        if o.type == OverrideType.CHANGE and o.package is None
+    ]
+    if not changes:
+        return
+    for node in _method_nodes(args):
+        for override in changes:
+            _check_path(node, override.key_or_group.split(".")[1:], override.input_line or "")
+
+
+def _check_path(node: dict[str, Any], path: list[str], line: str) -> None:
+    where = f"method {node['name']}"
+    for part in path:
+        if not isinstance(node, dict):
+            return  # below a value: Hydra's to judge
+        if part not in node:
+            close = difflib.get_close_matches(part, [str(k) for k in node], n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise RunConfigError(
+                f"{line}: {where} has no key {part!r}{hint}; its keys are {', '.join(map(str, node))} "
+                "(a method's parameters are the fields of its class in lazybench.methods)"
+            )
+        node, where = node[part], f"{where}'s {part}"
 
 
 def model_node(model: str, overrides: Sequence[str] = ()) -> DictConfig:

@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from lazybench import cli
-from lazybench.conf_groups import check_group_choices, default_option, group_options, model_node
+from lazybench.conf_groups import (
+    check_group_choices,
+    check_method_keys,
+    default_option,
+    group_options,
+    model_node,
+)
 from lazybench.runner import RunConfigError, conf_dir
 from lazybench.runner.testing import tiny_overrides
 
@@ -298,7 +304,8 @@ def test_unknown_group_option_is_one_line_before_hydra(
     assert code == cli.EXIT_CONFIG_ERROR and out == ""
     assert err.count("\n") == 1, err
     assert err.startswith(f"lazybench: error: unknown {group} config {value!r}")
-    assert f"(conf/{group}/*.yaml)" in err
+    where = "the methods registered in lazybench.methods" if group == "method" else f"conf/{group}/*.yaml"
+    assert f"({where})" in err
     for option in group_options(group):
         assert option in err
 
@@ -311,6 +318,50 @@ def test_known_group_options_pass_the_check():
     check_group_choices(["--config-dir", "/my/configs", "model=mine"])  # other sources: Hydra decides
     with pytest.raises(RunConfigError, match=r"did you mean smollm2-135m\?"):
         check_group_choices(["model=smollm2-13m"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["method=snapkv", "method.nosuch=16"], "method.nosuch=16: method snapkv has no key 'nosuch'"),
+        (["method.schedule.kep=[0.5]"], "method lazyllm's schedule has no key 'kep' (did you mean keep?)"),
+        (["method.window=16"], "method lazyllm has no key 'window'"),  # the default method has none
+        (["experiment=protocol_cpu_long", "method.window=3"], "method baseline has no key 'window'"),
+        (["-m", "method=snapkv,h2o", "method.window=3"], "method h2o has no key 'window'"),
+    ],
+)
+def test_unknown_method_key_is_one_line_before_hydra(argv, message, monkeypatch, capsys, no_model_load):
+    import hydra
+
+    def no_hydra(*args, **kwargs):
+        raise AssertionError("Hydra started although a method key is unknown")
+
+    monkeypatch.setattr(hydra, "main", no_hydra)
+    code, out, err = call_main(argv, capsys)
+    assert code == cli.EXIT_CONFIG_ERROR and out == ""
+    assert err.count("\n") == 1 and err.startswith("lazybench: error: ") and message in err, err
+
+
+def test_known_method_keys_pass_the_check():
+    check_method_keys(["method=snapkv", "method.window=16", "method.label=w16", "+method.repeats=2"])
+    check_method_keys(["method.schedule.keep=[0.5,0.2,0.1]", "method=lazyllm", "~method.label"])
+    check_method_keys(["experiment=schedule_search", "method.schedule.unit=layer"])
+    check_method_keys(["-m", "method=snapkv,streamingllm", "method.window=8,16"])
+    check_method_keys(["method=nosuch", "method.window=1"])  # the unknown option is check_group_choices's
+
+
+def test_cli_method_param_without_plus_dry_run(tiny_model, longbench_dir, tmp_path):
+    """The console script end to end: a method's parameter is set without `+` (its node comes from the
+    class through Hydra's ConfigStore) and the dry run describes that method."""
+    overrides = tiny_overrides(tiny_model, longbench_dir, tmp_path / "runs")
+    proc = run_cli(*overrides, "method=snapkv", "method.window=16", "method.label=w16", "dry_run=true")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "methods: baseline, w16" in proc.stdout
+    proc = run_cli("--cfg", "job", "-p", "method", "method=snapkv", "method.window=16", timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        "name: snapkv" in proc.stdout and "window: 16" in proc.stdout and "budget_tokens: 1024" in proc.stdout
+    )
 
 
 # ---------------------------------------------------------------------------------------------

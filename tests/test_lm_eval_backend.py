@@ -103,7 +103,7 @@ def test_method_from_model_args_is_the_runners():
     )
     runner = resolve_methods(cfg)[0][-1]
     assert (entry.label, entry.params) == (runner.label, runner.params)
-    # missing parts come from conf/method/lazyllm.yaml, as for the runner
+    # missing parts come from the LazyLLM class's defaults, as for the runner
     assert lm_method_entry("lazyllm", {"schedule.keep": "0.9:0.5:0.2"}).method.schedule.boundaries == (
         0.3,
         0.6,

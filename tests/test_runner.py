@@ -10,6 +10,8 @@ import torch
 from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
 
+from lazybench.conf_groups import group_options, method_node
+from lazybench.methods import METHODS
 from lazybench.records import RECORDS_FILE, RunRecord, read_records
 from lazybench.runner import RunConfigError, conf_dir
 from lazybench.runner import run as run_module
@@ -192,17 +194,41 @@ def test_model_configs_are_complete():
     assert {"mistral-7b-instruct", "qwen2.5-7b-instruct"} <= set(names)
 
 
-def test_method_configs_match_registered_defaults():
-    from lazybench.methods import METHODS
+def test_method_group_is_made_from_the_classes():
+    """A method's defaults live in its class only: no conf/method YAML copies them, and the node
+    `method=<name>` composes is its name, `label: null` and the class's defaults, for every method."""
+    assert not list((conf_dir() / "method").glob("*.yaml"))  # a file would shadow the class's defaults
+    assert group_options("method") == sorted(METHODS)
+    for name, cls in METHODS.items():
+        node = OmegaConf.to_container(compose_cfg([f"method={name}"]).method)
+        assert node == method_node(name) == {"name": name, "label": None, **cls.defaults()}, name
+        assert cls.defaults() == json.loads(json.dumps(cls().params())), name  # plain YAML types
+        entries, _ = resolve_methods(compose_cfg([f"method={name}"]))
+        assert entries[-1].name == name and entries[-1].params == cls.defaults()
+    # the default method of conf/config.yaml, and presets that pick and set a method
+    assert compose_cfg([]).method.name == "lazyllm"
+    assert compose_cfg(["experiment=protocol_cpu_long"]).method == {"name": "baseline", "label": None}
+    assert compose_cfg(["experiment=compare_cpu"]).method.schedule.keep == [0.7, 0.4, 0.1]
 
-    for path in sorted((conf_dir() / "method").glob("*.yaml")):
-        node = OmegaConf.to_container(OmegaConf.load(path))
-        assert node["name"] == path.stem and "label" in node
-        cls = METHODS.get(path.stem)
-        if cls is None:  # a rival not registered (yet): its config only names it
-            continue
-        params = {k: v for k, v in node.items() if k not in ("name", "label", "repeats")}
-        assert params == json.loads(json.dumps(cls().params())), path.name
+
+def test_method_params_override_without_plus():
+    cfg = compose_cfg(["method=snapkv", "method.window=16"])
+    entries, primary = resolve_methods(cfg)
+    assert cfg.method.window == 16 and entries[-1].params["window"] == 16
+    assert entries[-1].params["budget_tokens"] == 1024  # the rest from the class
+    cfg = compose_cfg(["method=static", "method.schedule.keep=[0.3]"])
+    assert resolve_methods(cfg)[0][-1].params["schedule"] == {
+        "boundaries": [0.3],
+        "keep": [0.3],
+        "unit": "depth",
+    }
+    # a `methods` entry merges over the same defaults; a parameter the class lacks is one line
+    cfg = compose_cfg(["methods=[{name:snapkv,label:w8,window:8}]", "method=baseline"])
+    assert resolve_methods(cfg)[0][-1].params == {**METHODS["snapkv"].defaults(), "window": 8}
+    with pytest.raises(
+        RunConfigError, match=r"methods\[0\]: method 'static' has no parameter\(s\) \['keep'\]"
+    ):
+        resolve_methods(compose_cfg(["methods=[{name:static,keep:0.3}]"]))
 
 
 def test_method_overrides_and_lists():

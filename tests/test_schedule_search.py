@@ -12,25 +12,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from lazybench.aggregate import FIDELITY_WEIGHT, quality
 from lazybench.engine import Schedule
 from lazybench.runner import conf_dir
 from lazybench.runner.config import to_plain
-from lazybench.runner.testing import make_tiny_model, run_tiny_multirun
+from lazybench.runner.testing import compose_cfg, make_tiny_model, run_tiny_multirun
 
 PRESET = conf_dir() / "experiment" / "schedule_search.yaml"
 
 
 def compose_preset(overrides=()):
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return compose(
-            config_name="config",
-            overrides=["experiment=schedule_search", *overrides],
-            return_hydra_config=True,
-        )
+    return compose_cfg(["experiment=schedule_search", *overrides], hydra_config=True)
 
 
 def test_preset_is_a_seeded_two_objective_optuna_search():

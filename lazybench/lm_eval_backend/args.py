@@ -7,8 +7,8 @@
   or a hub id / local folder on the default model config (`lazybench.conf_groups.model_node`);
 - a field of that model config (``dtype``, ``device``, ``max_length``, ``chat_style``, ``truncate``,
   ``tokenizer``, ``context_limit``, ...) overrides it, as ``model.<field>=`` does for the runner;
-- ``method=`` names a method (conf/method/<name>.yaml gives its defaults, `lazybench.methods` its
-  class) and every other key is a field of that method node, dotted keys nested as on the runner's
+- ``method=`` names a method (its class in `lazybench.methods` gives its defaults, as for the
+  runner) and every other key is a field of that method node, dotted keys nested as on the runner's
   command line: ``schedule.keep=0.8:0.5:0.2`` is ``method.schedule.keep=[0.8,0.5,0.2]``.
 
 Values are typed as the runner's overrides are (YAML), with one difference forced by lm-eval's
@@ -66,7 +66,7 @@ def lm_model_node(pretrained: str | None, args: dict[str, Any]) -> DictConfig:
 
 
 def lm_method_entry(method: str, args: dict[str, Any]) -> MethodEntry:
-    """The method entry: `method`'s conf/method defaults with `args` (dotted keys nested) merged in,
+    """The method entry: `method`'s class defaults with `args` (dotted keys nested) merged in,
     built by the runner's `method_entry`."""
     node = OmegaConf.create({"name": str(method)})
     for key, value in args.items():

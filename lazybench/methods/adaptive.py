@@ -95,7 +95,11 @@ class AdaptivePolicy(LazyLLMPolicy):
 class AdaptiveLazyLLM(Method):
     """LazyLLM with a mass-based kept set (lazybench.methods.adaptive): at each of `boundaries` keep
     the fewest tokens holding `keep_mass` of the newest token's attention, between `floor` and
-    `ceiling` of the context. Boundaries as in a LazyLLM schedule (`unit`: depth or layer)."""
+    `ceiling` of the context. Boundaries as in a LazyLLM schedule (`unit`: depth or layer).
+
+        lazybench method=adaptive method.keep_mass=0.95
+        lazybench method=adaptive method.unit=layer 'method.boundaries=[9,19,28]'
+    """
 
     query_aware: ClassVar[bool] = True
     saves: ClassVar[str] = "both"

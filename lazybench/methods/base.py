@@ -79,6 +79,13 @@ class Method:
             out[f.name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
         return out
 
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """The hyperparameters' defaults as plain config data (dicts, lists, scalars): the one place a
+        method's defaults live. The `method` config group is made from it (`lazybench.conf_groups`),
+        and a `methods` entry merges over it, so no YAML copy exists to drift from the class."""
+        return _plain(cls().params())
+
     def label(self) -> str:
         """Short, unique-within-a-run name, e.g. for plot legends: 'lazyllm[depth[0.3:0.7,...]]'."""
         return self.name
@@ -114,6 +121,15 @@ class Method:
                 prepared.flops,
             )
         return result
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, recursively: the types a YAML config (and Hydra's override grammar) holds."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 METHODS: dict[str, type[Method]] = {}

@@ -37,7 +37,13 @@ class LazyLLMPolicy(TokenPolicy):
 @dataclass
 class LazyLLM(ScheduledMethod):
     """LazyLLM: progressive pruning re-selected at every step, pruned tokens revived from the Aux
-    Cache. Default schedule: the paper's figures (see Schedule)."""
+    Cache. Default schedule: the paper's figures (see Schedule): boundaries at relative depths
+    0.3/0.6/0.9 (`unit: depth`; layer indices >= 1 with `unit: layer`) keeping 0.7/0.4/0.1 of the
+    context (non-increasing, in (0, 1]). Label: `lazyllm[<schedule>]` unless `label` is set.
+
+        lazybench method.schedule.keep=[0.8,0.5,0.2]
+        lazybench method.schedule.unit=layer method.schedule.boundaries=[8,16,24]
+    """
 
     paper_name: ClassVar[str | None] = "LazyLLM"
     policy_class: ClassVar[type[TokenPolicy]] = LazyLLMPolicy

@@ -1,5 +1,6 @@
 """A run's methods: each entry of `methods` / `method` (a name or a dict) merged over its
-conf/method/<name>.yaml defaults, built through the `lazybench.methods` registry and checked.
+method node (the class's defaults, `lazybench.conf_groups.method_node`), built through the
+`lazybench.methods` registry and checked.
 
 The runner's `prepare` and the lm-eval backend build their methods here, so a method means the
 same thing on both command lines.
@@ -13,9 +14,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from lazybench.conf_groups import method_node
 from lazybench.engine import Schedule, ScheduleError
 from lazybench.methods import UnknownMethodError, build_method
-from lazybench.runner.common import RunConfigError, _json_normal, conf_dir, to_plain
+from lazybench.runner.common import RunConfigError, _json_normal, to_plain
 from lazybench.tasks.registry import CATEGORIES
 
 #: Keys of a method node that configure the run, not the method class.
@@ -44,11 +46,9 @@ class MethodEntry:
 
 
 def method_defaults(name: str) -> dict[str, Any]:
-    """The method's config-level defaults (conf/method/<name>.yaml), or just its name."""
-    path = conf_dir() / "method" / f"{name}.yaml"
-    if path.is_file():
-        return to_plain(OmegaConf.load(path))
-    return {"name": name}
+    """The method's config-level defaults: the node `method=<name>` composes (its class's defaults,
+    name and `label: null`), or just its name for a method not registered (reported when built)."""
+    return method_node(name)
 
 
 def _entry_dict(entry: Any, where: str) -> dict[str, Any]:
@@ -92,7 +92,7 @@ def _build(entry: dict[str, Any], where: str, default_repeats: int) -> MethodEnt
 
 
 def method_entry(item: Any, where: str, default_repeats: int = 1) -> MethodEntry:
-    """One method from a name or a dict with a `name` (merged over conf/method/<name>.yaml, as a
+    """One method from a name or a dict with a `name` (merged over its class's defaults, as a
     `methods` entry is), built and checked; `where` names it in errors. The lm-eval backend builds
     its method with this, so `method=` there means what it means on the runner's command line."""
     return _build(_entry_dict(item, where), where, default_repeats)

@@ -111,12 +111,9 @@ def tiny_overrides(model_dir: str | Path, data_dir: str | Path, output_dir: str 
 
 def compose_cfg(overrides=(), hydra_config: bool = False):
     """The composed lazybench config for these overrides, as the `lazybench` command would see it."""
-    from hydra import compose, initialize_config_dir
+    from lazybench.conf_groups import compose_config
 
-    from lazybench.runner.config import conf_dir
-
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides), return_hydra_config=hydra_config)
+    return compose_config(overrides, hydra_config)
 
 
 def run_tiny_multirun(
