@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -222,10 +222,8 @@ def _run_pending(plan: RunPlan, pending_rows: list[Row], done: dict, records_pat
                         base_logits, base_prediction, result.first_logits, record.prediction,
                         result.tokens, base_tokens,
                     )  # fmt: skip
-                    record.first_token_match = record_fid.first_token_match
-                    record.first_token_kl = record_fid.first_token_kl
-                    record.rouge_l_vs_baseline = record_fid.rouge_l_vs_baseline
-                    record.token_agreement = record_fid.token_agreement
+                    for name, value in asdict(record_fid).items():  # the record's fidelity fields
+                        setattr(record, name, value)
                 write(record)
             del base_logits, base_tokens
             progress.row_done()

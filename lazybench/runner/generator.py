@@ -56,9 +56,10 @@ class Generator:
             return prefill_ttft(entry.method, self.model, request)
 
     def record(
-        self, entry: MethodEntry, row: Row, repeat: int, result, fid=None, samples: list[float] | None = None
+        self, entry: MethodEntry, row: Row, repeat: int, result, samples: list[float] | None = None
     ) -> RunRecord:
-        """`result` carries the median TTFT when `samples` (all TTFT samples, its own included) are given."""
+        """`result` carries the median TTFT when `samples` (all TTFT samples, its own included) are given.
+        Fidelity fields stay unset here: they need the prediction against the baseline's (execute)."""
 
         text = self.plan.tokenizer.decode(result.tokens, skip_special_tokens=True)
         prediction = tasks.postprocess(row.task, text, self.plan.chat_style)
@@ -83,9 +84,6 @@ class Generator:
             prediction=prediction,
             answers=list(row.example.answers),
             score=score,
-            first_token_match=None if fid is None else fid.first_token_match,
-            first_token_kl=None if fid is None else fid.first_token_kl,
-            rouge_l_vs_baseline=None if fid is None else fid.rouge_l_vs_baseline,
             device=self.device,
             versions=self.versions,
             extra={
