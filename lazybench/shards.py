@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lazybench.runner.common import flatten
+
 SHARDS_DIR = "shards"
 _NAME = re.compile(r"^(\d+)-of-(\d+)$")
 #: Config keys that may differ between the shards of one run: they change no output
@@ -173,15 +175,6 @@ def shard_set(run_dir: Path, folders: list[Path] | None = None) -> ShardSet | No
     )
 
 
-def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(tree, dict):
-        return {prefix.rstrip("."): tree}
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
-    return out
-
-
 def _free(key: str) -> bool:
     return any(key == k or key.startswith(f"{k}.") for k in FREE_KEYS)
 
@@ -197,7 +190,7 @@ def load_config(folder: Path) -> dict[str, Any] | None:
 def check_same_config(run_dir: Path, shards: dict[Shard, Path]) -> None:
     """Refuse shards whose configs differ in anything but the free keys (one line names the first key)."""
     configs = {s: load_config(p) for s, p in shards.items()}
-    configs = {s: {k: v for k, v in _flat(c).items() if not _free(k)} for s, c in configs.items() if c}
+    configs = {s: {k: v for k, v in flatten(c).items() if not _free(k)} for s, c in configs.items() if c}
     if len(configs) < 2:
         return
     (first, ref), *rest = sorted(configs.items(), key=lambda x: x[0].index)

@@ -101,3 +101,14 @@ def register_resolvers() -> None:
 
 
 register_resolvers()
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config as {"a.b.c": value}: two configs compare key by key (resume, shards)."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

@@ -18,7 +18,7 @@ try:
 except ImportError:  # Windows
     fcntl = None
 
-from lazybench.runner.common import RunConfigError, _json_normal, to_plain
+from lazybench.runner.common import RunConfigError, _json_normal, flatten, to_plain
 from lazybench.runner.entries import MethodEntry
 from lazybench.runner.frontend import versions
 from lazybench.runner.hydra_state import hydra_overrides
@@ -35,16 +35,6 @@ def identity(cfg: DictConfig) -> dict[str, Any]:
     if split.get("part", "all") != "all":  # rows of a dev/test split (runs without one stay resumable)
         out["split"] = split
     return _json_normal(out)
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 #: Overrides that do not change what a sweep job computes (ignored when a job dir is resumed).
@@ -84,7 +74,7 @@ def check_resumable(
         old = identity(OmegaConf.load(saved))
         new = identity(cfg)
         if old != new:
-            flat_old, flat_new = _flatten(old), _flatten(new)
+            flat_old, flat_new = flatten(old), flatten(new)
             diffs = [
                 f"{key}: {flat_old.get(key)!r} -> {flat_new.get(key)!r}"
                 for key in sorted(set(flat_old) | set(flat_new))
