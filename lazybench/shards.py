@@ -33,16 +33,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lazybench.runner.common import flatten
+from lazybench.runner.common import OUTPUT_FREE_KEYS, flatten
 
 SHARDS_DIR = "shards"
 _NAME = re.compile(r"^(\d+)-of-(\d+)$")
 #: Config keys that may differ between the shards of one run: they change no output
-#: (the same set a resumed sweep job may change, lazybench.runner.config), plus the shard's own index.
-FREE_KEYS = frozenset(
-    {"resume", "progress", "print_table", "plot", "threads", "warmups", "output_dir", "data_dir", "objective",
-     "debug", "dry_run", "estimate", "shard.index", "model.id", "model.device", "model.requires"}
-)  # fmt: skip
+#: (those a resumed sweep job may change, lazybench.runner.common), plus the shard's own index.
+FREE_KEYS = OUTPUT_FREE_KEYS | {
+    "debug", "dry_run", "estimate", "shard.index", "model.id", "model.device", "model.requires"
+}  # fmt: skip
 
 
 class ShardError(ValueError):

@@ -112,3 +112,9 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{key}"] = value
     return out
+
+
+#: Config keys that change no output of a run: a resumed sweep job and the shards of one run may differ in them.
+OUTPUT_FREE_KEYS = frozenset(
+    {"resume", "progress", "print_table", "plot", "threads", "warmups", "output_dir", "data_dir", "objective"}
+)

@@ -18,7 +18,7 @@ try:
 except ImportError:  # Windows
     fcntl = None
 
-from lazybench.runner.common import RunConfigError, _json_normal, flatten, to_plain
+from lazybench.runner.common import OUTPUT_FREE_KEYS, RunConfigError, _json_normal, flatten, to_plain
 from lazybench.runner.entries import MethodEntry
 from lazybench.runner.frontend import versions
 from lazybench.runner.hydra_state import hydra_overrides
@@ -38,9 +38,7 @@ def identity(cfg: DictConfig) -> dict[str, Any]:
 
 
 #: Overrides that do not change what a sweep job computes (ignored when a job dir is resumed).
-_FREE_OVERRIDE_KEYS = frozenset(
-    {"resume", "progress", "print_table", "plot", "threads", "warmups", "output_dir", "data_dir", "objective"}
-)
+_FREE_OVERRIDE_KEYS = OUTPUT_FREE_KEYS
 
 
 def _result_overrides(overrides: list[str]) -> list[str]:
