@@ -12,7 +12,7 @@ import torch
 from tiny_models import tiny_model
 
 import lazybench.bench.ttft as ttft
-from lazybench.bench.host import compute_free_model, count_ops, main
+from lazybench.bench.host import RowsGeneration, compute_free_model, count_ops, main, row_matched_ms
 from lazybench.bench.syncs import HostOpCounter, sync_kind
 from lazybench.engine import Generation, LazyEngine, Schedule, TokenPolicy, generate
 from lazybench.engine.attention import last_query_scores
@@ -187,8 +187,29 @@ def test_host_command_writes_its_table(tmp_path) -> None:
     main(["--layers", "8", "--prompt-tokens", "16", "--decode-steps", "1", "--rounds", "1",
           "--out", str(tmp_path), "--tag", "h"])  # fmt: skip
     text = (tmp_path / "h.md").read_text()
-    for config in ("plain-hf", "engine-baseline", "lazyllm-default", "lazyllm-aggressive", "static"):
+    for config in ("plain-hf", "engine-baseline", "lazyllm-default", "lazyllm-aggressive", "static",
+                   "engine-baseline-x2", "engine-baseline-x4", "engine-baseline-x8"):  # fmt: skip
         assert f"| {config} | prefill |" in text and f"| {config} | decode step |" in text
+    assert "host / row-matched baseline" in text
+
+
+def test_row_references_compute_their_rows_and_match_by_layer() -> None:
+    """The row reference computes R new positions per decode step with the engine baseline (the
+    greedy token repeated); the row-matched time interpolates those steps layer by layer."""
+    ids = IDS[:16]
+    engine = LazyEngine(SMALL, TokenPolicy())
+    one, four = Generation(engine, ids, 3), RowsGeneration(engine, ids, 3, rows=4)
+    for g in (one, four):
+        while not g.done:
+            g.advance()
+    # two decode steps after the prefill: one and four new positions each, at every layer
+    assert one.state.length == 16 + 2 and four.state.length == 16 + 2 * 4
+    assert one.tokens[0] == four.tokens[0]  # the same prefill
+    times = {"engine-baseline": {"decode_ms": 1.0}, "engine-baseline-x2": {"decode_ms": 2.0},
+             "engine-baseline-x4": {"decode_ms": 3.0}, "engine-baseline-x8": {"decode_ms": 5.0}}  # fmt: skip
+    assert row_matched_ms([1.0, 1.0], times) == 1.0
+    assert row_matched_ms([1.0, 3.0], times) == (1.0 + 2.5) / 2  # halfway between 2 and 4 rows
+    assert row_matched_ms([12.0], times) == 7.0  # past 8 rows: the last segment's line
 
 
 @pytest.mark.parametrize("q_len", [1, 5])

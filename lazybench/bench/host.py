@@ -94,6 +94,31 @@ def _engine(model, policy, decode_read: str | None) -> LazyEngine:
     return LazyEngine(model, policy, decode_read=decode_read)
 
 
+# New tokens per decode step of the row references: the engine baseline (nothing pruned) computing
+# R rows at every layer, so a pruning config's decode step can be set against the same rows
+# computed without any pruning machinery.
+ROW_REFERENCES = (2, 4, 8)
+
+
+def row_reference(rows: int) -> str:
+    return f"engine-baseline-x{rows}"
+
+
+class RowsGeneration(Generation):
+    """A generation whose decode steps feed the greedy token `rows` times (new positions each): the
+    engine computes `rows` rows at every layer of every decode step. A reference, not a method."""
+
+    def __init__(self, engine: LazyEngine, ids: torch.Tensor, max_new_tokens: int, rows: int) -> None:
+        super().__init__(engine, ids, max_new_tokens)
+        self.rows = rows
+        self.state = engine.new_state(capacity=ids.numel() + rows * max_new_tokens)
+
+    def _pick(self, logits: torch.Tensor) -> tuple[int, torch.Tensor]:
+        token, logits = super()._pick(logits)
+        self.next_input = self.next_input.expand(self.rows)
+        return token, logits
+
+
 class PlainGreedy:
     """transformers' own forward with a DynamicCache, greedy, stepped like `Generation` (same clock)."""
 
@@ -160,8 +185,17 @@ def count_ops(
     around it. Counts are deterministic for a given model, prompt and device."""
     accelerator = ids.device.type != "cpu"
     makers: dict[str, Callable] = {}
-    for name, engine in engine_configs(model, decode_read).items():
-        makers[name] = lambda counter, e=engine: _engine_generation(e, ids, decode_steps, counter)
+    layer_rows: dict[str, list[list[int]]] = {}
+    engines = engine_configs(model, decode_read)
+    for name, engine in engines.items():
+        rows_of = layer_rows[name] = []
+        makers[name] = lambda counter, e=engine, r=rows_of: _engine_generation(
+            e, ids, decode_steps, counter, r
+        )
+    for n_rows in ROW_REFERENCES:
+        makers[row_reference(n_rows)] = lambda counter, n=n_rows: _engine_generation(
+            engines["engine-baseline"], ids, decode_steps, counter, [], n
+        )
     layers = model.config.num_hidden_layers
     makers["plain-hf"] = lambda counter: PlainGreedy(
         model, ids, 1 + decode_steps, _counted_step(counter, lambda args, out: args[0].numel() * layers)
@@ -173,6 +207,8 @@ def count_ops(
         warm = make(HostOpCounter()) if warmup else None  # lazy initialisation is not a per-step cost
         while warm is not None and not warm.done:
             warm.advance()
+        if name in layer_rows:
+            layer_rows[name].clear()
         counter = HostOpCounter(accelerator, cuda_syncs)
         generation = make(counter)  # allocation happens here, outside the counted steps
         with counter:
@@ -182,13 +218,24 @@ def count_ops(
                 per_advance.append(counter.take())
         for phase, tallies in (("prefill", per_advance[:1]), ("decode step", per_advance[1:])):
             rows.append(_phase_row(name, phase, tallies, cuda_syncs))
+            if phase == "decode step" and layer_rows.get(name):  # mean rows of each layer per step
+                rows[-1]["_layer_rows"] = [statistics.mean(col) for col in zip(*layer_rows[name][1:])]
     return rows
 
 
-def _engine_generation(engine: LazyEngine, ids, decode_steps: int, counter: HostOpCounter) -> Generation:
-    generation = Generation(engine, ids, 1 + decode_steps)
-    rows = _counted_step(counter, lambda args, out: sum(out[1].rows_per_layer))
-    engine.step = rows(type(engine).step.__get__(engine))
+def _engine_generation(
+    engine: LazyEngine, ids, decode_steps: int, counter: HostOpCounter, layer_rows: list, rows: int = 1
+) -> Generation:
+    if rows == 1:
+        generation = Generation(engine, ids, 1 + decode_steps)
+    else:
+        generation = RowsGeneration(engine, ids, 1 + decode_steps, rows)
+
+    def rows(args, out) -> int:
+        layer_rows.append(out[1].rows_per_layer)
+        return sum(out[1].rows_per_layer)
+
+    engine.step = _counted_step(counter, rows)(type(engine).step.__get__(engine))
     return generation
 
 
@@ -231,10 +278,13 @@ def time_steps(model, ids: torch.Tensor, rounds: int, decode_steps: int, decode_
     """
     cuda = ids.device.type == "cuda"
     engines = engine_configs(model, decode_read)
-    names = ["plain-hf", *engines]
+    references = {row_reference(r): r for r in ROW_REFERENCES}
+    names = ["plain-hf", *references, *engines]
     times: dict[str, list[list[float]]] = {n: [] for n in names}
     for r in range(rounds + 1):  # round 0 warms up
         gens = {n: Generation(e, ids, 1 + decode_steps) for n, e in engines.items()}
+        base = engines["engine-baseline"]
+        gens |= {n: RowsGeneration(base, ids, 1 + decode_steps, k) for n, k in references.items()}
         gens = {"plain-hf": PlainGreedy(model, ids, 1 + decode_steps), **gens}
         steps: dict[str, list[float]] = {n: [] for n in names}
         for turn in range(1 + decode_steps):
@@ -258,21 +308,44 @@ def time_steps(model, ids: torch.Tensor, rounds: int, decode_steps: int, decode_
 
 
 # --- the table ------------------------------------------------------------------------------------
+def row_matched_ms(layer_rows: list[float], times: dict[str, dict]) -> float:
+    """Host time of the engine baseline's decode step computing, layer by layer, the rows a config
+    computed there: the baseline's step time with R rows at every layer, interpolated (piecewise
+    linear in R) at each layer's mean rows and averaged over the layers. What a step that computes
+    those rows costs without any pruning machinery, so a config's time over it is its own host
+    overhead at equal work."""
+    points = [(1, times["engine-baseline"]["decode_ms"])]
+    points += [(r, times[row_reference(r)]["decode_ms"]) for r in ROW_REFERENCES]
+
+    def at(x: float) -> float:
+        for (x0, y0), (x1, y1) in zip(points, points[1:]):
+            if x <= x1 or (x1, y1) == points[-1]:  # beyond the last point: the last segment's line
+                return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+        raise AssertionError("unreachable")
+
+    return statistics.mean(at(max(1.0, x)) for x in layer_rows)
+
+
 def build_rows(counts: list[dict], times: dict[str, dict]) -> list[dict]:
-    """Counts joined with the host times, each as a ratio to the engine baseline's same phase."""
+    """Counts joined with the host times, each as a ratio to the engine baseline's same phase; decode
+    steps of the engine's configs also against the row-matched baseline step (`row_matched_ms`)."""
     base = {r["phase"]: r for r in counts if r["config"] == "engine-baseline"}
     rows = []
     for r in counts:
+        r = dict(r)
+        layer_rows = r.pop("_layer_rows", None)
         key = "prefill_ms" if r["phase"] == "prefill" else "decode_ms"
         host = times[r["config"]][key]
         base_host = times["engine-baseline"][key]
         b = base[r["phase"]]
+        matched = row_matched_ms(layer_rows, times) if layer_rows else None
         rows.append(
             dict(
                 **r,
                 ops_vs_baseline=round(r["step_ops"] / b["step_ops"], 3) if b["step_ops"] else None,
                 host_ms=round(host, 3),
                 host_vs_baseline=round(host / base_host, 3),
+                host_vs_row_matched=None if matched is None else round(host / matched, 3),
             )
         )
     return rows
@@ -290,7 +363,7 @@ def to_markdown(rows: list[dict], header: str, before: dict | None) -> str:
         return now if old in (None, "") else f"{float(old):g} → {now}"
 
     cols = ["config", "phase", "step syncs", "loop syncs", "step ops", "ops / baseline", "row-layers",
-            "host ms", "host / baseline", "what syncs in the step"]  # fmt: skip
+            "host ms", "host / baseline", "host / row-matched baseline", "what syncs in the step"]  # fmt: skip
     cuda = "cuda_step_syncs" in rows[0]
     if cuda:
         cols[4:4] = ["CUDA step syncs", "CUDA loop syncs"]
@@ -299,8 +372,9 @@ def to_markdown(rows: list[dict], header: str, before: dict | None) -> str:
         cells = [r["config"], r["phase"], both(r, "step_syncs"), both(r, "loop_syncs")]
         if cuda:
             cells += [f"{r['cuda_step_syncs']:g}", f"{r['cuda_loop_syncs']:g}"]
+        matched = "–" if r.get("host_vs_row_matched") in (None, "") else both(r, "host_vs_row_matched")
         cells += [both(r, "step_ops"), both(r, "ops_vs_baseline"), both(r, "row_layers"), both(r, "host_ms"),
-                  both(r, "host_vs_baseline"), r["step_sync_kinds"] or "–"]  # fmt: skip
+                  both(r, "host_vs_baseline"), matched, r["step_sync_kinds"] or "–"]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
