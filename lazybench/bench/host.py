@@ -218,8 +218,8 @@ def count_ops(
                 per_advance.append(counter.take())
         for phase, tallies in (("prefill", per_advance[:1]), ("decode step", per_advance[1:])):
             rows.append(_phase_row(name, phase, tallies, cuda_syncs))
-            if phase == "decode step" and layer_rows.get(name):  # mean rows of each layer per step
-                rows[-1]["_layer_rows"] = [statistics.mean(col) for col in zip(*layer_rows[name][1:])]
+            if phase == "decode step" and layer_rows.get(name):  # rows of every layer of every decode step
+                rows[-1]["_layer_rows"] = [n for step in layer_rows[name][1:] for n in step]
     return rows
 
 
@@ -311,9 +311,9 @@ def time_steps(model, ids: torch.Tensor, rounds: int, decode_steps: int, decode_
 def row_matched_ms(layer_rows: list[float], times: dict[str, dict]) -> float:
     """Host time of the engine baseline's decode step computing, layer by layer, the rows a config
     computed there: the baseline's step time with R rows at every layer, interpolated (piecewise
-    linear in R) at each layer's mean rows and averaged over the layers. What a step that computes
-    those rows costs without any pruning machinery, so a config's time over it is its own host
-    overhead at equal work."""
+    linear in R) at the rows of each layer of each step and averaged over them. What steps that
+    compute those rows cost without any pruning machinery, so a config's time over it is its own
+    host overhead at equal work."""
     points = [(1, times["engine-baseline"]["decode_ms"])]
     points += [(r, times[row_reference(r)]["decode_ms"]) for r in ROW_REFERENCES]
 
@@ -424,6 +424,9 @@ def main(argv: list[str] | None = None) -> None:
         "(proxy on CPU, see docs/host_path.md); the loop's sync is the greedy token read. "
         f"Host ms: medians of {args.rounds} lockstep rounds "
         + ("(wall time)." if device.type == "cuda" else "(the thread's CPU time).")
+        + " engine-baseline-xR: the baseline computing R rows per decode step (R new positions); host /"
+        " row-matched baseline: a decode step against those references interpolated at its rows, layer"
+        " by layer (its host overhead at equal work, see docs/host_path.md)."
     )
     before = read_before(args.before) if args.before else None
     print(write_table(rows, to_markdown(rows, header, before), args.out, args.tag or f"host_{device.type}"))
