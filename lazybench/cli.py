@@ -124,10 +124,10 @@ def task(cfg: DictConfig):
 
 def _check_launcher_plugins(argv: list[str]) -> None:
     """Optional Hydra plugins missing: say which extra to install instead of Hydra's raw error."""
-    wants_slurm = any(a.startswith("hydra/launcher=") and ("slurm" in a or "submitit" in a) for a in argv)
-    if wants_slurm and importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None:
+    submitit = [a for a in argv if a.startswith("hydra/launcher=") and ("slurm" in a or "submitit" in a)]
+    if submitit and importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None:
         raise RunConfigError(
-            "the SLURM launcher needs Hydra's submitit plugin, an optional extra: "
+            f"{submitit[0]} needs Hydra's submitit plugin, an optional extra: "
             "pip install 'lazybench[slurm]' (or hydra-submitit-launcher)"
         )
     wants_optuna = any(a in ("experiment=schedule_search", "hydra/sweeper=optuna") for a in argv)

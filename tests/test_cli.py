@@ -131,8 +131,9 @@ def test_slurm_launcher_without_the_plugin_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if "submitit" in name else real(name, *a)
     )
-    with pytest.raises(RunConfigError, match=r"lazybench\[slurm\]"):
-        cli._check_launcher_plugins(["-m", "hydra/launcher=slurm"])
+    for launcher in ("slurm", "submitit_slurm", "submitit_local"):
+        with pytest.raises(RunConfigError, match=rf"^hydra/launcher={launcher} needs .*lazybench\[slurm\]"):
+            cli._check_launcher_plugins(["-m", f"hydra/launcher={launcher}"])
     cli._check_launcher_plugins(["hydra/launcher=joblib"])
 
 

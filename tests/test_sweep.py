@@ -8,7 +8,6 @@ import pytest
 from omegaconf import OmegaConf
 
 from lazybench.records import RECORDS_FILE, read_records
-from lazybench.runner import conf_dir
 from lazybench.runner.testing import compose_cfg, run_tiny_multirun
 
 
@@ -19,11 +18,6 @@ def test_schedule_sweep_preset_is_a_multirun_over_schedules():
     assert set(params) == {"method.schedule.keep", "method.schedule.boundaries"}
     assert cfg.method.name == "lazyllm" and cfg.name.startswith("schedule_sweep-")
     assert cfg.hydra.sweep.dir == "runs/sweeps/schedule_sweep-smollm2-135m-smoke"
-
-
-def test_slurm_launcher_config_extends_the_submitit_plugin():
-    node = OmegaConf.load(conf_dir() / "hydra" / "launcher" / "slurm.yaml")
-    assert list(node.defaults) == ["submitit_slurm", "_self_"] and node.gpus_per_node == 1
 
 
 def test_joblib_multirun_two_schedules(tiny_model, longbench_dir, tmp_path):

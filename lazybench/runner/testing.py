@@ -118,9 +118,11 @@ def compose_cfg(overrides=(), hydra_config: bool = False):
 
 def run_tiny_multirun(
     model_dir: str | Path, data_dir: str | Path, output_dir: str | Path, suite: str, datasets: list[str],
-    sweep_args: list[str], timeout: int = 300,
+    sweep_args: list[str], timeout: int = 300, cwd: str | Path | None = None,
 ):  # fmt: skip
-    """Run `lazybench -m` in a subprocess on a one-row-per-dataset tiny suite, one thread per job."""
+    """Run `lazybench -m` in a subprocess on a one-row-per-dataset tiny suite, one thread per job.
+
+    `cwd`: the folder the command starts in (relative paths in the overrides are relative to it)."""
     import os
     import subprocess
     import sys
@@ -130,7 +132,10 @@ def run_tiny_multirun(
                   "suite.max_new_tokens_cap=2"]  # fmt: skip
     cmd = [sys.executable, "-m", "lazybench.cli", "-m", *sweep_args, "threads=1", *overrides]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    # the jobs import this lazybench, whatever folder they start in (a launcher's jobs inherit env)
+    source = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join([source, *filter(None, [os.environ.get("PYTHONPATH")])])
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
 
 
 def main(argv: list[str] | None = None) -> None:
