@@ -51,6 +51,8 @@ def test_cli_runs_and_prints_the_category_table(tiny_model, longbench_dir, tmp_p
         and "| overall | lazyllm[depth[0.3:0.8,0.6:0.5,0.9:0.2]] | 4 |" in out
     )
     assert "8 new records" in out
+    # the printed table says where its rows came from (here a local folder copy)
+    assert f"rows: folder {longbench_dir}, 4 rows\n" in out
     run_dir = tmp_path / "runs" / "tiny-tiny"
     for name in (
         "records.jsonl",

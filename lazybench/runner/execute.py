@@ -246,4 +246,4 @@ def _finish(plan: RunPlan, records: list[dict], outcome: RunOutcome) -> None:
     outcome.summary, outcome.files = S.write_run_summaries(
         plan.run_dir, records, header, labels, plot=bool(cfg.get("plot", True))
     )
-    outcome.table = S.category_table(outcome.summary)
+    outcome.table = S.console_table(outcome.summary)

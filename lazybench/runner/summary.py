@@ -76,6 +76,12 @@ def category_table(summary: Summary) -> str:
     return to_markdown(cats[_shown(cats, "category")], drop_constant=())
 
 
+def console_table(summary: Summary) -> str:
+    """The category table as the command prints it, headed by where its rows came from, so a table
+    copied from a terminal still says whether it is the offline slice or LongBench."""
+    return f"rows: {agg.source_text(summary.frame)}\n\n{category_table(summary)}"
+
+
 def dataset_table(summary: Summary) -> str:
     ds = summary.by_dataset
     return to_markdown(ds[_shown(ds, "dataset")], drop_constant=())
