@@ -95,6 +95,7 @@ def test_slurm_launcher_config_composes_to_the_submitit_slurm_launcher(tmp_path,
     assert node._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
     assert (node.gpus_per_node, node.tasks_per_node, node.cpus_per_task) == (1, 1, 8)
     assert (node.timeout_min, node.mem_gb, node.partition) == (720, 64, "gpu")
+    assert node.max_num_timeout == 3  # requeued at the time limit: the shard resumes from its records
     sweep = tmp_path / "sweeps" / "smollm2-135m-smoke"
     assert node.submitit_folder == f"{sweep}/.submitit/%j"
 
@@ -112,8 +113,9 @@ def test_slurm_launcher_config_composes_to_the_submitit_slurm_launcher(tmp_path,
         launcher.launch([["shard.index=0", "shard.count=2"], ["shard.index=1", "shard.count=2"]], 0)
     sbatch = submitted.value.args[0].splitlines()
     for flag in ("--gpus-per-node=1", "--ntasks-per-node=1", "--cpus-per-task=8", "--mem=64GB",
-                 "--time=720", "--partition=gpu", "--nodes=1", "--job-name=lazybench", "--array=0-1%2"):  # fmt: skip
-        assert f"#SBATCH {flag}" in sbatch, flag
+                 "--time=720", "--partition=gpu", "--nodes=1", "--job-name=lazybench", "--array=0-1%2",
+                 "--signal=USR2@"):  # fmt: skip
+        assert any(line.startswith(f"#SBATCH {flag}") for line in sbatch), flag
     run_line = next(line for line in sbatch if line.startswith("srun "))
     assert f"{sys.executable} -u -m submitit.core._submit {sweep}/.submitit/%j" in run_line  # this Python
     assert len(list((sweep / ".submitit").glob("*.pkl"))) == 2  # one pickled job per shard
