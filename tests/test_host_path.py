@@ -12,7 +12,8 @@ import torch
 from tiny_models import tiny_model
 
 import lazybench.bench.ttft as ttft
-from lazybench.bench.host import RowsGeneration, compute_free_model, count_ops, main, row_matched_ms
+from lazybench.bench.host import count_ops, main, row_matched_ms
+from lazybench.bench.host_configs import RowsGeneration, compute_free_model
 from lazybench.bench.syncs import HostOpCounter, sync_kind
 from lazybench.engine import Generation, LazyEngine, Schedule, TokenPolicy, generate
 from lazybench.engine.attention import last_query_scores
