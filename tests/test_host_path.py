@@ -12,7 +12,7 @@ import torch
 from tiny_models import tiny_model
 
 import lazybench.bench.ttft as ttft
-from lazybench.bench.host import count_ops, main, row_matched_ms
+from lazybench.bench.host import build_rows, count_ops, main, row_matched_ms
 from lazybench.bench.host_configs import RowsGeneration, compute_free_model
 from lazybench.bench.syncs import HostOpCounter, sync_kind
 from lazybench.engine import Generation, LazyEngine, Schedule, TokenPolicy, generate
@@ -185,32 +185,56 @@ def test_decode_read_setting_is_checked() -> None:
 
 
 def test_host_command_writes_its_table(tmp_path) -> None:
-    main(["--layers", "8", "--prompt-tokens", "16", "--decode-steps", "1", "--rounds", "1",
+    main(["--layers", "8", "--prompt-tokens", "16", "--decode-steps", "1", "--rounds", "1", "--repeats", "2",
           "--out", str(tmp_path), "--tag", "h"])  # fmt: skip
     text = (tmp_path / "h.md").read_text()
-    for config in ("plain-hf", "engine-baseline", "lazyllm-default", "lazyllm-aggressive", "static",
-                   "engine-baseline-x2", "engine-baseline-x4", "engine-baseline-x8"):  # fmt: skip
+    for config in ("plain-hf", "engine-baseline", "lazyllm-default", "lazyllm-aggressive", "static"):
         assert f"| {config} | prefill |" in text and f"| {config} | decode step |" in text
-    assert "host / row-matched baseline" in text
+    for rows in (2, 4, 8, 16):
+        assert f"| engine-baseline-x{rows} | decode step |" in text
+    assert "| host / row-matched | host / one row + row slope |" in text
+    assert "timed 2 times: medians [min–max]" in text and "| 1 [1–1] |" in text
 
 
 def test_row_references_compute_their_rows_and_match_by_layer() -> None:
-    """The row reference computes R new positions per decode step with the engine baseline (the
-    greedy token repeated); the row-matched time interpolates those steps layer by layer."""
-    ids = IDS[:16]
-    engine = LazyEngine(SMALL, TokenPolicy())
-    one, four = Generation(engine, ids, 3), RowsGeneration(engine, ids, 3, rows=4)
-    for g in (one, four):
-        while not g.done:
-            g.advance()
-    # two decode steps after the prefill: one and four new positions each, at every layer
-    assert one.state.length == 16 + 2 and four.state.length == 16 + 2 * 4
-    assert one.tokens[0] == four.tokens[0]  # the same prefill
+    """The row reference computes R new positions at every layer of every decode step with the
+    engine baseline (the greedy token repeated), its prompt cut to the same mean decode context;
+    the per-layer rows of each config's decode steps are kept for the row-matched times."""
+    ids = IDS[:40]
+    four = RowsGeneration(LazyEngine(SMALL, TokenPolicy()), ids, 3, rows=4)
+    while not four.done:
+        four.advance()
+    assert four.ids.numel() == 40 - round(3 * 3 / 2)  # two decode steps: mean context as one row's
+    assert four.state.length == four.ids.numel() + 2 * 4
+    counts = count_ops(
+        SMALL, ids, decode_steps=2, configs=("engine-baseline-x4", "lazyllm-default"), warmup=False
+    )
+    by = {(r["config"], r["phase"]): r for r in counts}
+    assert ("engine-baseline-x4", "prefill") not in by  # the baseline's prefill, not shown twice
+    assert by[("engine-baseline-x4", "decode step")]["row_layers"] == 4 * 8  # 4 rows at each of 8 layers
+    lazy = by[("lazyllm-default", "decode step")]
+    assert len(lazy["_layer_rows"]) == 2 * 8 and sum(lazy["_layer_rows"]) / 2 == lazy["row_layers"]
+    assert "_layer_rows" not in by[("lazyllm-default", "prefill")]
+
+
+def test_row_matched_times_interpolate_the_references() -> None:
     times = {"engine-baseline": {"decode_ms": 1.0}, "engine-baseline-x2": {"decode_ms": 2.0},
-             "engine-baseline-x4": {"decode_ms": 3.0}, "engine-baseline-x8": {"decode_ms": 5.0}}  # fmt: skip
+             "engine-baseline-x4": {"decode_ms": 3.0}, "engine-baseline-x8": {"decode_ms": 5.0},
+             "engine-baseline-x16": {"decode_ms": 9.0}}  # fmt: skip
     assert row_matched_ms([1.0, 1.0], times) == 1.0
     assert row_matched_ms([1.0, 3.0], times) == (1.0 + 2.5) / 2  # halfway between 2 and 4 rows
-    assert row_matched_ms([12.0], times) == 7.0  # past 8 rows: the last segment's line
+    assert row_matched_ms([20.0], times) == 11.0  # past 16 rows: the last segment's line
+    # the slope reading lowers the references by the 1->2 jump's excess over the 2->4 slope (1 - 0.5)
+    assert row_matched_ms([3.0], times, path_as_rows=False) == 2.0
+    assert row_matched_ms([1.0], times, path_as_rows=False) == 1.0
+    # a config whose every layer computes one row is timed against the baseline alone, either way
+    counts = [
+        dict(config=c, phase="decode step", step_ops=10, _layer_rows=[1, 1]) for c in ("engine-baseline", "x")
+    ]
+    rows = build_rows(counts, {**times, "x": {"decode_ms": 1.2}})
+    assert (
+        rows[1]["host_vs_baseline"] == rows[1]["host_vs_row_matched"] == rows[1]["host_vs_row_slope"] == 1.2
+    )
 
 
 @pytest.mark.parametrize("q_len", [1, 5])

@@ -15,8 +15,12 @@ prefill, LazyLLM (default and aggressive schedules) and static pruning:
 
 Counts are split into the engine step and the generation loop around it (the greedy token read,
 argmax -> int, one per step and unavoidable). The timing part runs the configurations on a
-32-layer Llama of hidden size 64 (compute near zero: what is left is host work), advancing all
-of them in lockstep and reporting medians of the interleaved steps.
+32-layer Llama of hidden size 64 (compute near zero for one row), advancing all of them in
+lockstep and reporting medians of the interleaved steps (with `--repeats K`, the median and range
+of K such timings). Besides the methods it steps a diagnostic LazyLLM that revives nothing and the
+row references (the baseline computing R rows per decode step), against which each decode step is
+also timed at equal rows: on a CPU more rows cost kernel time on the host thread, which a GPU
+spends on the device (see `row_matched_ms` and docs/host_path.md).
 
     python -m lazybench.bench.host --out results/bench [--before results/bench/host_cpu_before.csv]
     python -m lazybench.bench.host --device cuda --dtype bfloat16 --out DIR
@@ -108,6 +112,8 @@ def count_ops(
                 generation.advance()
                 per_advance.append(counter.take())
         for phase, tallies in (("prefill", per_advance[:1]), ("decode step", per_advance[1:])):
+            if phase == "prefill" and name in {row_reference(n) for n in ROW_REFERENCES}:
+                continue  # a row reference's prefill is the baseline's
             rows.append(_phase_row(name, phase, tallies, cuda_syncs))
             if phase == "decode step" and layer_rows.get(name):  # rows of every layer of every decode step
                 rows[-1]["_layer_rows"] = [n for step in layer_rows[name][1:] for n in step]
@@ -115,18 +121,23 @@ def count_ops(
 
 
 def _engine_generation(
-    engine: LazyEngine, ids, decode_steps: int, counter: HostOpCounter, layer_rows: list, rows: int = 1
+    engine: LazyEngine,
+    ids,
+    decode_steps: int,
+    counter: HostOpCounter,
+    layer_rows: list,
+    new_per_step: int = 1,
 ) -> Generation:
-    if rows == 1:
+    if new_per_step == 1:
         generation = Generation(engine, ids, 1 + decode_steps)
     else:
-        generation = RowsGeneration(engine, ids, 1 + decode_steps, rows)
+        generation = RowsGeneration(engine, ids, 1 + decode_steps, new_per_step)
 
-    def rows(args, out) -> int:
+    def count_rows(args, out) -> int:
         layer_rows.append(out[1].rows_per_layer)
         return sum(out[1].rows_per_layer)
 
-    engine.step = _counted_step(counter, rows)(type(engine).step.__get__(engine))
+    engine.step = _counted_step(counter, count_rows)(type(engine).step.__get__(engine))
     return generation
 
 
@@ -199,14 +210,25 @@ def time_steps(model, ids: torch.Tensor, rounds: int, decode_steps: int, decode_
 
 
 # --- the table ------------------------------------------------------------------------------------
-def row_matched_ms(layer_rows: list[float], times: dict[str, dict]) -> float:
+def row_matched_ms(layer_rows: list[float], times: dict[str, dict], path_as_rows: bool = True) -> float:
     """Host time of the engine baseline's decode step computing, layer by layer, the rows a config
     computed there: the baseline's step time with R rows at every layer, interpolated (piecewise
-    linear in R) at the rows of each layer of each step and averaged over them. What steps that
-    compute those rows cost without any pruning machinery, so a config's time over it is its own
-    host overhead at equal work."""
-    points = [(1, times["engine-baseline"]["decode_ms"])]
-    points += [(r, times[row_reference(r)]["decode_ms"]) for r in ROW_REFERENCES]
+    linear in R) at the rows of each layer of each step and averaged over them. A config's time over
+    it is its own host overhead at equal work.
+
+    Going from one row to two, the baseline's step also takes a different path (a mask, slice
+    writes, packing: some 4 more ops per layer), host work a GPU pays too. `path_as_rows` counts
+    that jump as the rows' cost (the reading most favourable to a method that computes more rows);
+    without it, the references from 2 rows up are lowered by the jump's excess over the per-row
+    slope from 2 to 4 rows, so only that slope is counted as rows (the least favourable). The truth
+    about a GPU host lies between the two."""
+    base = times["engine-baseline"]["decode_ms"]
+    refs = [(r, times[row_reference(r)]["decode_ms"]) for r in ROW_REFERENCES]
+    if not path_as_rows:
+        (r2, t2), (r4, t4) = refs[0], refs[1]
+        jump = max(0.0, (t2 - base) - (t4 - t2) / (r4 - r2) * (r2 - 1))
+        refs = [(r, t - jump) for r, t in refs]
+    points = [(1, base), *refs]
 
     def at(x: float) -> float:
         for (x0, y0), (x1, y1) in zip(points, points[1:]):
@@ -217,9 +239,12 @@ def row_matched_ms(layer_rows: list[float], times: dict[str, dict]) -> float:
     return statistics.mean(at(max(1.0, x)) for x in layer_rows)
 
 
+RANGED = ("host_vs_baseline", "host_vs_row_matched", "host_vs_row_slope")  # ratios shown with their range
+
+
 def build_rows(counts: list[dict], times: dict[str, dict]) -> list[dict]:
     """Counts joined with the host times, each as a ratio to the engine baseline's same phase; decode
-    steps of the engine's configs also against the row-matched baseline step (`row_matched_ms`)."""
+    steps of the engine's configs also at equal rows (`row_matched_ms`, both readings)."""
     base = {r["phase"]: r for r in counts if r["config"] == "engine-baseline"}
     rows = []
     for r in counts:
@@ -230,6 +255,7 @@ def build_rows(counts: list[dict], times: dict[str, dict]) -> list[dict]:
         base_host = times["engine-baseline"][key]
         b = base[r["phase"]]
         matched = row_matched_ms(layer_rows, times) if layer_rows else None
+        slope = row_matched_ms(layer_rows, times, path_as_rows=False) if layer_rows else None
         rows.append(
             dict(
                 **r,
@@ -237,8 +263,25 @@ def build_rows(counts: list[dict], times: dict[str, dict]) -> list[dict]:
                 host_ms=round(host, 3),
                 host_vs_baseline=round(host / base_host, 3),
                 host_vs_row_matched=None if matched is None else round(host / matched, 3),
+                host_vs_row_slope=None if slope is None else round(host / slope, 3),
             )
         )
+    return rows
+
+
+def combine_repeats(repeats: list[list[dict]]) -> list[dict]:
+    """One table from several timings of the same counts: each timed value the median over the
+    repeats, the ratios with their min and max (`<ratio>_min`, `<ratio>_max`)."""
+    rows = []
+    for versions in zip(*repeats):
+        row = dict(versions[-1])
+        for key in ("host_ms", *RANGED):
+            values = [v[key] for v in versions if v[key] is not None]
+            if values:
+                row[key] = round(statistics.median(values), 3)
+            if key in RANGED:  # every row has the columns (the CSV's header is the first row's keys)
+                row[f"{key}_min"], row[f"{key}_max"] = (min(values), max(values)) if values else (None, None)
+        rows.append(row)
     return rows
 
 
@@ -249,12 +292,17 @@ def read_before(path: Path) -> dict[tuple[str, str], dict]:
 
 def to_markdown(rows: list[dict], header: str, before: dict | None) -> str:
     def both(r: dict, key: str) -> str:
+        if r.get(key) in (None, ""):
+            return "–"
         now = f"{r[key]:g}" if isinstance(r[key], float) else str(r[key])
+        if r.get(f"{key}_min") is not None:  # timed several times: the median and the range
+            now += f" [{r[f'{key}_min']:g}–{r[f'{key}_max']:g}]"
         old = (before or {}).get((r["config"], r["phase"]), {}).get(key)
         return now if old in (None, "") else f"{float(old):g} → {now}"
 
     cols = ["config", "phase", "step syncs", "loop syncs", "step ops", "ops / baseline", "row-layers",
-            "host ms", "host / baseline", "host / row-matched baseline", "what syncs in the step"]  # fmt: skip
+            "host ms", "host / baseline", "host / row-matched", "host / one row + row slope",
+            "what syncs in the step"]  # fmt: skip
     cuda = "cuda_step_syncs" in rows[0]
     if cuda:
         cols[4:4] = ["CUDA step syncs", "CUDA loop syncs"]
@@ -263,9 +311,9 @@ def to_markdown(rows: list[dict], header: str, before: dict | None) -> str:
         cells = [r["config"], r["phase"], both(r, "step_syncs"), both(r, "loop_syncs")]
         if cuda:
             cells += [f"{r['cuda_step_syncs']:g}", f"{r['cuda_loop_syncs']:g}"]
-        matched = "–" if r.get("host_vs_row_matched") in (None, "") else both(r, "host_vs_row_matched")
         cells += [both(r, "step_ops"), both(r, "ops_vs_baseline"), both(r, "row_layers"), both(r, "host_ms"),
-                  both(r, "host_vs_baseline"), matched, r["step_sync_kinds"] or "–"]  # fmt: skip
+                  both(r, "host_vs_baseline"), both(r, "host_vs_row_matched"), both(r, "host_vs_row_slope"),
+                  r["step_sync_kinds"] or "–"]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -280,6 +328,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prompt-tokens", type=int, default=256)
     parser.add_argument("--decode-steps", type=int, default=16, help="decode steps counted and timed")
     parser.add_argument("--rounds", type=int, default=8, help="timed rounds (after one warm-up round)")
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="time it all this many times: medians and ranges of the ratios"
+    )
     parser.add_argument("--decode-read", choices=["masked", "gather"], default=None)
     parser.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads (1: host work, not a thread pool)"
@@ -289,9 +340,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     add_output_arguments(parser, "host")
     args = parser.parse_args(argv)
-    if args.prompt_tokens < 8 or args.decode_steps < 1 or args.rounds < 1 or args.layers < 8:
+    if (
+        args.prompt_tokens < 8
+        or args.decode_steps < 1
+        or min(args.rounds, args.repeats) < 1
+        or args.layers < 8
+    ):
         parser.error(
-            "need --prompt-tokens >= 8, --decode-steps >= 1, --rounds >= 1, --layers >= 8 (the aggressive schedule needs 5)"
+            "need --prompt-tokens >= 8, --decode-steps >= 1, --rounds >= 1, --repeats >= 1, --layers >= 8 "
+            "(the aggressive schedule needs 5)"
         )
     if args.before is not None and not args.before.is_file():
         parser.error(f"--before {args.before} is not a file")
@@ -305,8 +362,11 @@ def main(argv: list[str] | None = None) -> None:
     ids = torch.randint(3, model.config.vocab_size, (args.prompt_tokens,),
                         generator=torch.Generator().manual_seed(1)).to(device)  # fmt: skip
     counts = count_ops(model, ids, args.decode_steps, device.type == "cuda", args.decode_read)
-    times = time_steps(model, ids, args.rounds, args.decode_steps, args.decode_read)
-    rows = build_rows(counts, times)
+    repeats = []
+    for _ in range(args.repeats):
+        times = time_steps(model, ids, args.rounds, args.decode_steps, args.decode_read)
+        repeats.append(build_rows(counts, times))
+    rows = repeats[0] if args.repeats == 1 else combine_repeats(repeats)
     label = f"{device.type}" + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else "")
     header = (
         f"Host cost per step, compute-free Llama ({args.layers} layers, hidden 64, 4 heads) on {label}, "
@@ -314,10 +374,13 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.decode_steps} decode steps (counts: mean per step). Syncs: ops that wait for the device "
         "(proxy on CPU, see docs/host_path.md); the loop's sync is the greedy token read. "
         f"Host ms: medians of {args.rounds} lockstep rounds "
-        + ("(wall time)." if device.type == "cuda" else "(the thread's CPU time).")
-        + " engine-baseline-xR: the baseline computing R rows per decode step (R new positions); host /"
-        " row-matched baseline: a decode step against those references interpolated at its rows, layer"
-        " by layer (its host overhead at equal work, see docs/host_path.md)."
+        + ("(wall time)" if device.type == "cuda" else "(the thread's CPU time)")
+        + (f"; timed {args.repeats} times: medians [min–max] over them." if args.repeats > 1 else ".")
+        + " engine-baseline-xR: the baseline computing R rows per decode step (R new positions, its"
+        " prompt cut to the same mean context). Host at equal rows, two readings (bench.host.row_matched_ms,"
+        " docs/host_path.md): / row-matched, against those references interpolated at each layer's rows"
+        " (the baseline's one-row-to-several path counted as rows); / one row + row slope, against the"
+        " one-row step plus the per-row slope only (that path counted as the config's overhead)."
     )
     before = read_before(args.before) if args.before else None
     print(write_table(rows, to_markdown(rows, header, before), args.out, args.tag or f"host_{device.type}"))
