@@ -95,7 +95,7 @@ def test_slurm_launcher_config_composes_to_the_submitit_slurm_launcher(tmp_path,
     assert node._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
     assert (node.gpus_per_node, node.tasks_per_node, node.cpus_per_task) == (1, 1, 8)
     assert (node.timeout_min, node.mem_gb, node.partition) == (720, 64, "gpu")
-    assert node.max_num_timeout == 3  # requeued at the time limit: the shard resumes from its records
+    assert node.max_num_timeout == 3  # (the config only: no cluster here to requeue a job)
     sweep = tmp_path / "sweeps" / "smollm2-135m-smoke"
     assert node.submitit_folder == f"{sweep}/.submitit/%j"
 
